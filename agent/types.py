@@ -1,0 +1,144 @@
+"""Frozen values passed between pipeline stages: frames, boxes, detections, crops, reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+Image = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """Axis-aligned box in pixels of the image it belongs to; x2/y2 are exclusive."""
+
+    x1: int
+    y1: int
+    x2: int
+    y2: int
+
+    @property
+    def width(self) -> int:
+        return self.x2 - self.x1
+
+    @property
+    def height(self) -> int:
+        return self.y2 - self.y1
+
+    @property
+    def area(self) -> int:
+        return max(0, self.width) * max(0, self.height)
+
+    def iou(self, other: Box) -> float:
+        ix = max(0, min(self.x2, other.x2) - max(self.x1, other.x1))
+        iy = max(0, min(self.y2, other.y2) - max(self.y1, other.y1))
+        inter = ix * iy
+        union = self.area + other.area - inter
+        return inter / union if union > 0 else 0.0
+
+    def offset(self, dx: int, dy: int) -> Box:
+        return Box(self.x1 + dx, self.y1 + dy, self.x2 + dx, self.y2 + dy)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"xmin": self.x1, "ymin": self.y1, "xmax": self.x2, "ymax": self.y2}
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded camera frame (BGR) with its capture times."""
+
+    camera_id: str
+    image: Image
+    seq: int
+    wall_time: float  # time.time() at capture, for timestamps sent and published
+    mono_time: float  # time.monotonic() at capture, for ages and latencies
+
+
+@dataclass(frozen=True, slots=True)
+class Motion:
+    """Result of the motion gate for one frame: changed regions in frame pixels."""
+
+    active: bool
+    regions: tuple[Box, ...] = ()
+    changed_fraction: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """A plate found by the on-device detector, in frame pixels."""
+
+    box: Box
+    score: float
+    label: str = "plate"
+
+
+@dataclass(frozen=True, slots=True)
+class PlateCrop:
+    """The image sent to the reader for one detection, plus where it came from."""
+
+    camera_id: str
+    frame_seq: int
+    wall_time: float
+    mono_time: float
+    detection: Detection
+    region: Box  # the part of the frame the JPEG holds (plate or vehicle area)
+    jpeg: bytes
+    sharpness: float
+    quality: float  # ranking score: higher is a better frame of the same pass
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    plate: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Vehicle:
+    type: str = ""
+    score: float = 0.0
+    box: Box | None = None
+    make: str = ""
+    model: str = ""
+    color: str = ""
+    orientation: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PlateRead:
+    """One plate as read by Plate Recognizer (or only detected, when no reader is configured)."""
+
+    camera_id: str
+    plate: str  # normalised upper-case text; "" when only detected
+    score: float  # read confidence 0..1 (0 when not read)
+    dscore: float  # detection confidence 0..1
+    box: Box  # plate box in frame pixels
+    wall_time: float  # capture time of the frame it was read from
+    mono_time: float
+    region: str = ""
+    region_score: float = 0.0
+    candidates: tuple[Candidate, ...] = ()
+    vehicle: Vehicle | None = None
+    crop: PlateCrop | None = None
+    late: bool = False  # read arrived after rules.max_decision_age_s: publish, never actuate
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the agent concluded about one vehicle pass; every sink gets each one."""
+
+    event_id: str  # unique per emitted event
+    pass_id: str  # one per vehicle pass; an "update" repeats the pass's id
+    kind: str  # "new" | "update"
+    camera_id: str
+    plate: str  # the pass's voted text ("" when only detected)
+    read: PlateRead  # the best read of the pass so far
+    action: str  # "open" | "deny" | "none"
+    rule: str  # which rule fired, e.g. "allow:AB123CD" or "" when none
+    reason: str  # why, in words: "exact match", "score 0.52 < min_score 0.70", ...
+    late: bool  # decided after max_decision_age_s: published, never actuates
+    decided_at: float  # wall time
