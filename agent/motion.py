@@ -1,0 +1,166 @@
+"""Stage 2, motion gate: frame -> Motion (active?, changed regions in frame pixels).
+
+Works on a downscaled, blurred grey copy against a running-average background. Per-camera zones
+(normalised include/exclude polygons) mask what may count, and the median difference is removed
+first so a slow global brightness change (clouds, dusk, auto-exposure) never counts as motion.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from .config import MotionConfig, Zone
+from .types import Box, Image, Motion
+
+logger = logging.getLogger(__name__)
+
+Mask = npt.NDArray[np.uint8]
+
+
+def zone_mask(zones: Sequence[Zone], width: int, height: int) -> Mask:
+    """255 where motion and plates may count: inside an include zone (or anywhere when there is
+    none) and outside every exclude zone."""
+    includes = [z for z in zones if z.kind == "include"]
+    mask = np.zeros((height, width), np.uint8) if includes else np.full((height, width), 255, np.uint8)
+    scale = np.array([width - 1, height - 1], np.float64)
+    for kind, value in (("include", 255), ("exclude", 0)):
+        for z in zones:
+            if z.kind == kind:
+                pts = np.round(np.asarray(z.polygon, np.float64) * scale).astype(np.int32)
+                cv2.fillPoly(mask, [pts], value)
+    return mask
+
+
+def point_allowed(zones: Sequence[Zone], x: float, y: float) -> bool:
+    """Whether the normalised point (x, y) lies where the zones allow (for detections)."""
+    inside = [
+        cv2.pointPolygonTest(np.asarray(z.polygon, np.float32), (x, y), False) >= 0 for z in zones
+    ]
+    included = not any(z.kind == "include" for z in zones) or any(
+        ok for z, ok in zip(zones, inside) if z.kind == "include"
+    )
+    return included and not any(ok for z, ok in zip(zones, inside) if z.kind == "exclude")
+
+
+class MotionGate:
+    """Decides per frame whether anything moved where it matters, and where."""
+
+    def __init__(
+        self,
+        cfg: MotionConfig,
+        zones: Sequence[Zone] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cfg = cfg
+        self.zones = list(zones)
+        self.clock = clock
+        self._bg: npt.NDArray[np.float32] | None = None
+        self._mask: Mask | None = None
+        self._mask_area = 0
+        self._frame_shape: tuple[int, ...] = ()
+        self._small_size = (0, 0)
+        self._last_motion: float | None = None
+        self._last_regions: tuple[Box, ...] = ()
+        kernel_px = 3
+        self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel_px, kernel_px))
+
+    def _prepare(self, image: Image) -> npt.NDArray[np.uint8]:
+        if image.shape != self._frame_shape:
+            h, w = image.shape[:2]
+            sw = min(self.cfg.downscale_width_px, w)
+            sh = max(1, round(h * sw / w))
+            self._small_size = (sw, sh)
+            self._frame_shape = image.shape
+            self._mask = zone_mask(self.zones, sw, sh)
+            self._mask_area = max(1, int(np.count_nonzero(self._mask)))
+            self._bg = None
+        small = cv2.resize(image, self._small_size, interpolation=cv2.INTER_AREA)
+        grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
+        if self.cfg.blur_px > 1:
+            k = self.cfg.blur_px | 1
+            grey = cv2.GaussianBlur(grey, (k, k), 0)
+        return grey  # type: ignore[no-any-return]
+
+    def update(self, image: Image, now: float | None = None) -> Motion:
+        """Feed one frame; returns whether motion is active (incl. hold-off) and its regions."""
+        if not self.cfg.enabled:
+            h, w = image.shape[:2]
+            return Motion(True, (Box(0, 0, w, h),), 1.0)
+        now = self.clock() if now is None else now
+        grey = self._prepare(image)
+        assert self._mask is not None
+        if self._bg is None:
+            self._bg = grey.astype(np.float32)
+            return self._held(now, 0.0)
+        diff = grey.astype(np.float32) - self._bg
+        # remove the frame-wide shift (brightness drift) measured inside the zones
+        offset = float(np.median(diff[self._mask > 0])) if self._mask_area > 1 else 0.0
+        changed = (np.abs(diff - offset) > self.cfg.threshold).astype(np.uint8) * 255
+        changed = cv2.bitwise_and(changed, self._mask)
+        changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, self._kernel)
+        fraction = float(np.count_nonzero(changed)) / self._mask_area
+        # learn the background slowly where things move, so a stopped car is absorbed only later
+        still = cv2.bitwise_not(cv2.dilate(changed, self._kernel, iterations=2))
+        cv2.accumulateWeighted(grey, self._bg, self.cfg.learning_rate, mask=still)
+        cv2.accumulateWeighted(grey, self._bg, self.cfg.learning_rate / 10)
+        if fraction >= self.cfg.min_area_fraction and fraction > 0:
+            self._last_motion = now
+            self._last_regions = self._regions(changed, image.shape[1], image.shape[0])
+        return self._held(now, fraction)
+
+    def _held(self, now: float, fraction: float) -> Motion:
+        if self._last_motion is not None and now - self._last_motion <= self.cfg.hold_s:
+            return Motion(True, self._last_regions, fraction)
+        return Motion(False, (), fraction)
+
+    def _regions(self, changed: Mask, width: int, height: int) -> tuple[Box, ...]:
+        """Connected changed areas, scaled to frame pixels, padded and merged."""
+        merged = cv2.dilate(changed, self._kernel, iterations=3)
+        n, _, stats, _ = cv2.connectedComponentsWithStats(merged, connectivity=8)
+        sx = width / self._small_size[0]
+        sy = height / self._small_size[1]
+        min_px = max(1.0, self.cfg.min_area_fraction * self._mask_area / 4)
+        boxes: list[Box] = []
+        for x, y, w, h, area in stats[1:n]:
+            if area < min_px:
+                continue
+            pad_x = w * self.cfg.region_pad_fraction
+            pad_y = h * self.cfg.region_pad_fraction
+            boxes.append(
+                Box(
+                    max(0, int((x - pad_x) * sx)),
+                    max(0, int((y - pad_y) * sy)),
+                    min(width, int(np.ceil((x + w + pad_x) * sx))),
+                    min(height, int(np.ceil((y + h + pad_y) * sy))),
+                )
+            )
+        return tuple(merge_boxes(boxes))
+
+
+def merge_boxes(boxes: Sequence[Box]) -> list[Box]:
+    """Union overlapping boxes until none overlap."""
+    out = list(boxes)
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(out)):
+            for j in range(i + 1, len(out)):
+                a, b = out[i], out[j]
+                if a.x1 < b.x2 and b.x1 < a.x2 and a.y1 < b.y2 and b.y1 < a.y2:
+                    out[i] = union(a, b)
+                    del out[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return out
+
+
+def union(a: Box, b: Box) -> Box:
+    return Box(min(a.x1, b.x1), min(a.y1, b.y1), max(a.x2, b.x2), max(a.y2, b.y2))
