@@ -79,6 +79,10 @@ class CropConfig:
     jpeg_quality: int = opt(90, lo=30, hi=100)
     max_bytes: int = opt(3_000_000, lo=10_000, hi=3_000_000)
     save_dir: str = opt("")  # "" = do not keep crops on disk
+    # which crops of a vehicle pass are uploaded (each upload is billed)
+    max_uploads_per_pass: int = opt(2, lo=1, hi=20)
+    min_quality_gain: float = opt(1.25, lo=1.0, hi=100.0)  # a re-upload must be this much better
+    pass_gap_s: float = opt(2.0, gt=0.0, hi=600.0)  # unseen this long: the next sighting is a new pass
 
 
 @dataclass(frozen=True)
@@ -97,26 +101,40 @@ class ReaderConfig:
     usage_poll_s: float = opt(900.0, lo=0.0, hi=86400.0)  # 0 = never
 
 
+SCHEDULE_RE = (
+    r"^$|^\s*(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)(?:-(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun))?(?:,|\s+))*"
+    r"\d{1,2}:\d{2}-\d{1,2}:\d{2}(?:\s*;\s*.+)?$"
+)
+DATE_RE = r"^$|^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?)?$"
+
+
 @dataclass(frozen=True)
 class RuleEntry:
     plate: str = opt(pattern=r"^[A-Za-z0-9 \-]{1,16}$")
     label: str = opt("")
-    cameras: list[str] = opt(factory=list)
+    cameras: list[str] = opt(factory=list)  # [] = every camera
+    valid_from: str = opt("", pattern=DATE_RE)  # local date or date-time; "" = always
+    valid_until: str = opt("", pattern=DATE_RE)  # inclusive; a bare date covers the whole day
+    schedule: str = opt("", pattern=SCHEDULE_RE)  # "Mon-Fri 07:00-19:00; Sat 08:00-12:00", local time
 
 
 @dataclass(frozen=True)
 class RulesConfig:
     allow: list[RuleEntry] = opt(factory=list)
-    deny: list[RuleEntry] = opt(factory=list)
+    deny: list[RuleEntry] = opt(factory=list)  # deny beats allow
     file: str = opt("")  # CSV: plate,label,list,valid_from,valid_until,schedule,cameras
+    reload_check_s: float = opt(2.0, lo=0.0, hi=3600.0)  # how often the file's mtime is checked
     match: str = opt("confusions", choices=("exact", "confusions", "fuzzy"))
     max_distance: int = opt(1, lo=0, hi=3)  # only for match = "fuzzy"
-    min_score: float = opt(0.7, lo=0.0, hi=1.0)
-    min_dscore: float = opt(0.5, lo=0.0, hi=1.0)
-    require_vehicle: bool = opt(False)
-    max_decision_age_s: float = opt(5.0, gt=0.0, hi=3600.0)
-    pass_window_s: float = opt(10.0, gt=0.0, hi=600.0)
-    rearm_s: float = opt(60.0, lo=0.0, hi=86400.0)
+    min_score: float = opt(0.7, lo=0.0, hi=1.0)  # below: the read votes but cannot decide
+    min_dscore: float = opt(0.5, lo=0.0, hi=1.0)  # below: not a plate, dropped
+    require_vehicle: bool = opt(False)  # drop reads without a vehicle (plates on walls, posters)
+    max_decision_age_s: float = opt(5.0, gt=0.0, hi=3600.0)  # older reads never open the gate
+    pass_window_s: float = opt(10.0, gt=0.0, hi=600.0)  # a pass ends after this long unseen
+    pass_max_distance: int = opt(2, lo=0, hi=4)  # edit distance for reads of one pass
+    pass_box_grow: float = opt(1.0, lo=0.0, hi=10.0)  # detector-only: box growth for "same pass"
+    update_min_gain: float = opt(0.1, lo=0.0, hi=1.0)  # read score gain that earns an update
+    rearm_s: float = opt(60.0, lo=0.0, hi=86400.0)  # same plate after leaving: new event after this
 
 
 @dataclass(frozen=True)
@@ -136,6 +154,8 @@ class MqttConfig:
     discovery_prefix: str = opt("homeassistant")
     command_topic: bool = opt(False)  # accept "open" commands on <prefix>/<camera>/gate/set
     command_payload: str = opt("OPEN")
+    reconnect_min_s: float = opt(1.0, gt=0.0, hi=3600.0)
+    reconnect_max_s: float = opt(60.0, gt=0.0, hi=3600.0)
 
 
 @dataclass(frozen=True)
@@ -164,6 +184,7 @@ class WebhookConfig:
     queue_size: int = opt(100, lo=1, hi=100_000)
     secret_header: str = opt("")  # header name; its value comes from secret_env
     secret_env: str = opt("WEBHOOK_SECRET", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    backoff_max_s: float = opt(30.0, gt=0.0, hi=3600.0)  # between retries, capped exponential
 
 
 @dataclass(frozen=True)
@@ -353,6 +374,13 @@ def _check_section(obj: Any, path: str, errors: list[str]) -> None:
     elif isinstance(obj, MqttConfig):
         if obj.ca_file and not obj.tls:
             errors.append(f"{p}ca_file: set tls = true to use a CA file")
+        if obj.reconnect_min_s > obj.reconnect_max_s:
+            errors.append(f"{p}reconnect_min_s: must be <= reconnect_max_s ({obj.reconnect_max_s})")
+        if obj.command_topic and not obj.command_payload:
+            errors.append(f"{p}command_payload: required when command_topic = true")
+    elif isinstance(obj, RuleEntry):
+        if obj.valid_from and obj.valid_until and obj.valid_from > obj.valid_until:
+            errors.append(f"{p}valid_until: must not be before valid_from ({obj.valid_from})")
 
 
 def _resolve_cameras(doc: dict[str, Any], errors: list[str]) -> None:
