@@ -1,0 +1,244 @@
+"""Stage 6: plate reads -> one Decision per vehicle pass (a "new" event, then at most one "update").
+
+Reads of one camera that arrive within ``pass_window_s`` of each other with similar text (or, when
+only detected, overlapping boxes) form a pass. Its text is voted over reads and candidates; the
+access rules turn the text into open / deny / none. Stale reads are published but never open.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .config import RulesConfig
+from .rules import AccessRules, canonical, distance, normalize
+from .types import Box, Decision, PlateRead
+
+logger = logging.getLogger(__name__)
+
+CANDIDATE_WEIGHT = 0.5  # a runner-up candidate counts half as much as a top read
+MAX_VOTES = 32  # texts kept per pass
+DETECTED_ONLY_REASON = "detected only (no reader configured)"
+
+
+@dataclass(eq=False)
+class _Pass:
+    id: str
+    camera_id: str
+    text: bool  # False: detector-only reads (plate == "")
+    first_seen: float  # mono time of the reads
+    last_seen: float
+    box: Box
+    votes: dict[str, float] = field(default_factory=dict)
+    best: dict[str, PlateRead] = field(default_factory=dict)  # best read per voted text
+    reads: int = 0
+    events: int = 0  # 0, 1 = "new" sent, 2 = "update" sent too
+    sent_plate: str = ""
+    sent_action: str = ""
+    sent_score: float = 0.0
+
+    def voted(self) -> str:
+        return max(self.votes.items(), key=lambda kv: kv[1])[0] if self.votes else ""
+
+    def best_read(self) -> PlateRead:
+        text = self.voted()
+        if text in self.best:
+            return self.best[text]
+        return max(self.best.values(), key=lambda r: r.score)
+
+    def top_texts(self, n: int = 5) -> list[str]:
+        return sorted(self.votes, key=self.votes.__getitem__, reverse=True)[:n]
+
+
+def _near(a: Box, b: Box, grow: float) -> bool:
+    gx, gy = int(a.width * grow), int(a.height * grow)
+    return Box(a.x1 - gx, a.y1 - gy, a.x2 + gx, a.y2 + gy).iou(b) > 0
+
+
+class Decider:
+    """Owned by one thread (the pipeline's): ``observe`` each read, call ``expire`` about once a second."""
+
+    def __init__(self, cfg: RulesConfig, rules: AccessRules,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
+        self._cfg = cfg
+        self._rules = rules
+        self._clock = clock
+        self._wall = wall
+        self._active: dict[str, list[_Pass]] = {}
+        self._ended: dict[str, list[_Pass]] = {}  # recently ended text passes, for rearm_s
+        self._counts = dict.fromkeys(
+            ("reads", "dropped_dscore", "dropped_vehicle", "passes", "rearm_suppressed",
+             "new", "update", "open", "deny", "late"), 0)
+
+    # ------------------------------------------------------------ public
+
+    def observe(self, read: PlateRead) -> list[Decision]:
+        """Add one read; returns the decisions it caused (ended passes first), usually none or one."""
+        out = self.expire()
+        self._counts["reads"] += 1
+        cfg = self._cfg
+        if read.dscore < cfg.min_dscore:
+            self._counts["dropped_dscore"] += 1
+            return out
+        has_text = bool(normalize(read.plate))
+        if has_text and cfg.require_vehicle and (read.vehicle is None or read.vehicle.score <= 0):
+            self._counts["dropped_vehicle"] += 1
+            return out
+        p = self._find(read, has_text) or (self._revive(read) if has_text else None) or self._start(read, has_text)
+        self._add(p, read)
+        d = self._maybe_emit(p, read) if has_text else self._detected_only(p, read)
+        if d is not None:
+            out.append(d)
+        return out
+
+    def expire(self, everything: bool = False) -> list[Decision]:
+        """End passes unseen for ``pass_window_s`` (all of them if ``everything``).
+
+        A pass that ended without a confident read still gets its one event, with action "none".
+        """
+        now = self._clock()
+        out: list[Decision] = []
+        for cam, passes in self._active.items():
+            keep = []
+            for p in passes:
+                if everything or now - p.last_seen > self._cfg.pass_window_s:
+                    if p.events == 0:
+                        out.append(self._unconfident(p))
+                    if p.text:
+                        self._ended.setdefault(cam, []).append(p)
+                else:
+                    keep.append(p)
+            passes[:] = keep
+        for cam, ended in self._ended.items():
+            ended[:] = [p for p in ended if now - p.last_seen <= self._cfg.rearm_s]
+        return out
+
+    def stats(self) -> dict[str, int]:
+        return {**self._counts, "active_passes": sum(map(len, self._active.values()))}
+
+    # ------------------------------------------------------------ grouping
+
+    def _similar(self, p: _Pass, read: PlateRead) -> int | None:
+        texts = {canonical(read.plate), *(canonical(c.plate) for c in read.candidates[:3])} - {""}
+        best = None
+        for a in texts:
+            for b in map(canonical, p.top_texts()):
+                limit = min(self._cfg.pass_max_distance, min(len(a), len(b)) // 3)
+                d = distance(a, b, limit)
+                if d <= limit and (best is None or d < best):
+                    best = d
+        return best
+
+    def _find(self, read: PlateRead, has_text: bool) -> _Pass | None:
+        window = self._cfg.pass_window_s
+        found, found_d = None, 99
+        for p in self._active.get(read.camera_id, []):
+            if p.text != has_text or abs(read.mono_time - p.last_seen) > window:
+                continue
+            if not has_text:
+                if _near(p.box, read.box, self._cfg.pass_box_grow):
+                    return p
+                continue
+            d = self._similar(p, read)
+            if d is not None and d < found_d:
+                found, found_d = p, d
+        return found
+
+    def _revive(self, read: PlateRead) -> _Pass | None:
+        """The same plate back within rearm_s of its last pass: that pass goes on, no new event."""
+        ended = self._ended.get(read.camera_id, [])
+        for p in ended:
+            if self._similar(p, read) is not None:
+                ended.remove(p)
+                self._active.setdefault(read.camera_id, []).append(p)
+                self._counts["rearm_suppressed"] += 1
+                logger.debug("pass revived pass_id=%s camera=%s", p.id, p.camera_id)
+                return p
+        return None
+
+    def _start(self, read: PlateRead, has_text: bool) -> _Pass:
+        p = _Pass(uuid.uuid4().hex[:16], read.camera_id, has_text, read.mono_time, read.mono_time, read.box)
+        self._active.setdefault(read.camera_id, []).append(p)
+        self._counts["passes"] += 1
+        return p
+
+    def _add(self, p: _Pass, read: PlateRead) -> None:
+        p.reads += 1
+        p.last_seen = max(p.last_seen, read.mono_time)
+        p.box = read.box
+        text = normalize(read.plate)
+        if not text:
+            p.best[""] = max(p.best.get("", read), read, key=lambda r: r.dscore)
+            return
+        p.votes[text] = p.votes.get(text, 0.0) + read.score
+        for c in read.candidates[:5]:
+            ct = normalize(c.plate)
+            if ct and ct != text:
+                p.votes[ct] = p.votes.get(ct, 0.0) + CANDIDATE_WEIGHT * c.score
+        if text not in p.best or read.score > p.best[text].score:
+            p.best[text] = read
+        if len(p.votes) > MAX_VOTES:
+            for t in sorted(p.votes, key=p.votes.__getitem__)[: len(p.votes) - MAX_VOTES]:
+                del p.votes[t]
+                p.best.pop(t, None)
+        if not p.best:
+            p.best[text] = read
+
+    # ------------------------------------------------------------ deciding
+
+    def _maybe_emit(self, p: _Pass, read: PlateRead) -> Decision | None:
+        if p.events >= 2 or read.score < self._cfg.min_score:
+            return None
+        action, rule, reason, late = self._judge(p.voted(), read)
+        if p.events == 1:
+            gain = read.score - p.sent_score
+            # a stale read never changes the action by itself: "better" means text, freshness or score
+            changed = p.voted() != p.sent_plate or (action != p.sent_action and not late)
+            if not changed and gain < self._cfg.update_min_gain:
+                return None
+            reason += "" if changed else f" (better read: score {read.score:.2f})"
+        return self._emit(p, action, rule, reason, late, read.score)
+
+    def _judge(self, text: str, read: PlateRead) -> tuple[str, str, str, bool]:
+        m = self._rules.check(text, read.camera_id, read.wall_time)
+        age = self._clock() - read.mono_time
+        late = read.late or age > self._cfg.max_decision_age_s
+        action, reason = m.action, m.reason
+        if late and action == "open":
+            why = "arrived late" if read.late else f"{age:.1f} s old > max_decision_age_s {self._cfg.max_decision_age_s:g}"
+            action, reason = "none", f"stale read ({why}), not opening; {m.reason}"
+        return action, m.rule, reason, late
+
+    def _unconfident(self, p: _Pass) -> Decision:
+        if not p.text:
+            return self._emit(p, "none", "", DETECTED_ONLY_REASON, False, 0.0)
+        best = p.best_read()
+        m = self._rules.check(p.voted(), p.camera_id, best.wall_time)
+        reason = f"score {best.score:.2f} < min_score {self._cfg.min_score:.2f}; {m.reason}"
+        late = best.late or self._clock() - best.mono_time > self._cfg.max_decision_age_s
+        return self._emit(p, "none", m.rule, reason, late, best.score)
+
+    def _detected_only(self, p: _Pass, read: PlateRead) -> Decision | None:
+        if p.events:
+            return None
+        late = read.late or self._clock() - read.mono_time > self._cfg.max_decision_age_s
+        return self._emit(p, "none", "", DETECTED_ONLY_REASON, late, 0.0)
+
+    def _emit(self, p: _Pass, action: str, rule: str, reason: str, late: bool, score: float) -> Decision:
+        kind = "new" if p.events == 0 else "update"
+        p.events += 1
+        p.sent_plate, p.sent_action, p.sent_score = p.voted(), action, max(score, p.sent_score)
+        self._counts[kind] += 1
+        if action in ("open", "deny"):
+            self._counts[action] += 1
+        self._counts["late"] += late
+        d = Decision(event_id=uuid.uuid4().hex, pass_id=p.id, kind=kind, camera_id=p.camera_id,
+                     plate=p.voted(), read=p.best_read(), action=action, rule=rule, reason=reason,
+                     late=late, decided_at=self._wall())
+        logger.info("decision kind=%s camera=%s plate=%s action=%s rule=%s late=%s pass_id=%s reason=%r",
+                    kind, d.camera_id, d.plate, action, rule, late, p.id, reason)
+        return d

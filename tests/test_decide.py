@@ -1,0 +1,179 @@
+"""Dedupe per vehicle pass: one event per pass, at most one update, rules, stale guard, rearm."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from agent.config import RuleEntry, RulesConfig
+from agent.decide import Decider
+from agent.rules import AccessRules
+from agent.types import Box, Candidate, PlateRead, Vehicle
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def make(allow=("AB123CD",), deny=(), **kw) -> tuple[Decider, Clock]:
+    cfg = RulesConfig(allow=[RuleEntry(plate=p) for p in allow], deny=[RuleEntry(plate=p) for p in deny], **kw)
+    clock = Clock()
+    rules = AccessRules(cfg, clock=clock)
+    rules.load()
+    return Decider(cfg, rules, clock=clock, wall=lambda: 1.7e9 + clock.t), clock
+
+
+def read(clock: Clock, plate: str, score: float = 0.9, *, cam: str = "gate", box=(100, 100, 200, 140),
+         age: float = 0.1, cands=(), **kw) -> PlateRead:
+    return PlateRead(camera_id=cam, plate=plate, score=score, dscore=kw.pop("dscore", 0.9), box=Box(*box),
+                     wall_time=1.7e9 + clock.t - age, mono_time=clock.t - age,
+                     candidates=tuple(Candidate(p, s) for p, s in cands), **kw)
+
+
+def feed(dec: Decider, clock: Clock, reads: list[tuple[str, float]], step: float = 0.3, **kw):
+    out = []
+    for plate, score in reads:
+        clock.t += step
+        out += dec.observe(read(clock, plate, score, **kw))
+    return out
+
+
+def test_allowed_plate_in_ten_reads_is_one_event_then_at_most_one_update():
+    dec, clock = make()
+    seq = [("AB123CD", 0.75), ("A8123CD", 0.5), ("AB123CD", 0.8), ("AB123C0", 0.6), ("AB123CD", 0.95),
+           ("AB123CD", 0.97), ("AB12CD", 0.4), ("AB123CD", 0.99), ("AB123CD", 0.92), ("AB123CD", 0.9)]
+    out = feed(dec, clock, seq)
+    assert [d.kind for d in out] == ["new", "update"]
+    assert out[0].action == "open" and out[0].rule == "allow:AB123CD" and out[0].plate == "AB123CD"
+    assert out[0].pass_id == out[1].pass_id and out[0].event_id != out[1].event_id
+    assert out[1].read.score >= 0.95  # the update carries the better read
+    clock.t += 11
+    assert dec.expire() == [] and dec.stats()["active_passes"] == 0
+
+
+def test_first_confident_read_emits_immediately():
+    dec, clock = make()
+    assert feed(dec, clock, [("AB123CD", 0.5), ("AB123CD", 0.6)]) == []  # below min_score: waits
+    (d,) = feed(dec, clock, [("AB123CD", 0.8)])
+    assert d.kind == "new" and d.action == "open"
+
+
+def test_denied_plate_event_with_deny_action():
+    dec, clock = make(deny=("XY999",))
+    out = feed(dec, clock, [("XY999", 0.9)] * 5)
+    assert [(d.kind, d.action, d.rule) for d in out] == [("new", "deny", "deny:XY999")]
+
+
+def test_look_alike_one_char_off_does_not_open_unless_fuzzy():
+    dec, clock = make()
+    (d,) = feed(dec, clock, [("AB124CD", 0.95)] * 3)
+    assert d.action == "none" and d.rule == ""
+    dec, clock = make(match="fuzzy", max_distance=1)
+    (d,) = feed(dec, clock, [("AB124CD", 0.95)] * 3)
+    assert d.action == "open" and "fuzzy" in d.reason
+
+
+def test_confusion_equivalent_opens():
+    dec, clock = make()
+    (d,) = feed(dec, clock, [("AB123CD".replace("B", "8").replace("1", "I"), 0.9)])
+    assert d.action == "open" and "look-alike" in d.reason
+
+
+def test_stale_read_never_opens():
+    dec, clock = make(max_decision_age_s=2.0)
+    clock.t += 1
+    (d,) = dec.observe(read(clock, "AB123CD", age=3.0))
+    assert d.late and d.action == "none" and d.rule == "allow:AB123CD" and "stale" in d.reason
+    dec, clock = make()
+    (d,) = dec.observe(read(clock, "AB123CD", late=True))
+    assert d.late and d.action == "none"
+    # a fresh read of the same pass afterwards may still open (as the one update)
+    clock.t += 0.5
+    (u,) = dec.observe(read(clock, "AB123CD"))
+    assert (u.kind, u.action, u.late) == ("update", "open", False)
+
+
+def test_stale_update_does_not_downgrade():
+    dec, clock = make()
+    (d,) = feed(dec, clock, [("AB123CD", 0.9)])
+    clock.t += 0.5
+    assert dec.observe(read(clock, "AB123CD", 0.92, late=True)) == []
+    assert d.action == "open"
+
+
+def test_vote_uses_candidates_and_update_fixes_text():
+    dec, clock = make(allow=("AB123CD",))
+    # first confident read misses a char; later reads agree on the allowed text
+    out = feed(dec, clock, [("AB12CD", 0.8)])
+    assert out[0].plate == "AB12CD" and out[0].action == "none"
+    out = feed(dec, clock, [("AB123CD", 0.85, ), ("AB123CD", 0.8)], cands=[("AB123CD", 0.8), ("AB12CD", 0.3)])
+    assert [(d.kind, d.plate, d.action) for d in out] == [("update", "AB123CD", "open")]
+
+
+def test_rearm_same_plate_again_after_leaving():
+    dec, clock = make(pass_window_s=5.0, rearm_s=30.0)
+    assert len(feed(dec, clock, [("AB123CD", 0.9)] * 3)) == 1
+    clock.t += 10  # left: the pass ended; back within rearm_s -> same pass, no new event
+    assert [d.kind for d in feed(dec, clock, [("AB123CD", 0.9)] * 3)] == []
+    clock.t += 40  # gone longer than rearm_s -> triggers again
+    out = feed(dec, clock, [("AB123CD", 0.9)] * 3)
+    assert [(d.kind, d.action) for d in out] == [("new", "open")]
+    dec, clock = make(pass_window_s=5.0, rearm_s=0.0)
+    feed(dec, clock, [("AB123CD", 0.9)])
+    clock.t += 6
+    assert [d.kind for d in feed(dec, clock, [("AB123CD", 0.9)])] == ["new"]
+
+
+def test_two_vehicles_at_once_are_two_passes():
+    dec, clock = make(allow=("AB123CD", "KL456MN"))
+    out = []
+    for _ in range(4):
+        out += feed(dec, clock, [("AB123CD", 0.9)])
+        out += feed(dec, clock, [("KL456MN", 0.9)], box=(400, 100, 500, 140))
+    assert sorted(d.plate for d in out) == ["AB123CD", "KL456MN"] and len({d.pass_id for d in out}) == 2
+
+
+def test_cameras_are_separate():
+    dec, clock = make()
+    out = feed(dec, clock, [("AB123CD", 0.9)], cam="a") + feed(dec, clock, [("AB123CD", 0.9)], cam="b")
+    assert [d.camera_id for d in out] == ["a", "b"]
+
+
+def test_low_confidence_pass_gets_one_none_event_when_it_ends():
+    dec, clock = make()
+    assert feed(dec, clock, [("AB123CD", 0.4)] * 4) == []
+    clock.t += 11
+    (d,) = dec.expire()
+    assert d.kind == "new" and d.action == "none" and "min_score" in d.reason
+
+
+def test_min_dscore_and_require_vehicle_drop_reads():
+    dec, clock = make(require_vehicle=True)
+    assert dec.observe(read(clock, "AB123CD", dscore=0.2)) == []
+    assert dec.observe(read(clock, "AB123CD")) == []
+    assert dec.stats()["dropped_dscore"] == 1 and dec.stats()["dropped_vehicle"] == 1
+    (d,) = dec.observe(read(clock, "AB123CD", vehicle=Vehicle("Sedan", 0.8)))
+    assert d.action == "open"
+    clock.t += 11
+    assert dec.expire() == []
+
+
+def test_detector_only_reads_one_event_per_pass():
+    dec, clock = make()
+    out = []
+    for i in range(8):  # one plate moving right, then a second one elsewhere
+        out += feed(dec, clock, [("", 0.0)], box=(100 + 20 * i, 100, 200 + 20 * i, 140))
+    out += feed(dec, clock, [("", 0.0)], box=(900, 600, 1000, 640))
+    assert [(d.kind, d.action, d.plate) for d in out] == [("new", "none", "")] * 2
+    clock.t += 11  # same place after the window: a new pass
+    assert len(feed(dec, clock, [("", 0.0)])) == 1
+
+
+def test_decision_fields():
+    dec, clock = make()
+    (d,) = dec.observe(dataclasses.replace(read(clock, "ab123cd"), region="gb"))
+    assert d.read.region == "gb" and d.decided_at == 1.7e9 + clock.t and not d.late
+    assert len(d.pass_id) == 16 and len(d.event_id) == 32
