@@ -1,0 +1,170 @@
+"""Command line: ``plate-agent run | check-config | demo | probe | eval-detector | relay-test``.
+
+Exit codes: 0 ok, 1 could not start or run, 2 invalid configuration or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import config
+from .errors import AgentError, ConfigError
+
+logger = logging.getLogger("agent")
+
+EXIT_OK, EXIT_FAIL, EXIT_CONFIG = 0, 1, 2
+DEFAULT_CONFIG = "/etc/plate-agent/config.toml"
+
+
+def setup_logging(level: str) -> None:
+    # journald adds its own timestamps; a terminal gets them from us
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    if not os.environ.get("JOURNAL_STREAM"):
+        fmt = "%(asctime)s " + fmt
+    logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr, force=True)
+
+
+def load_config(path: str) -> config.Config | None:
+    try:
+        return config.load(path)
+    except ConfigError as err:
+        print(f"{path}: invalid configuration:", file=sys.stderr)
+        for line in err.errors:
+            print(f"  {line}", file=sys.stderr)
+        return None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    print(f"{args.config}: ok ({len(cfg.cameras)} camera(s), reader {cfg.reader.type}, relay {cfg.relay.type})")
+    return EXIT_OK
+
+
+def run_service(cfg: config.Config, **kwargs: object) -> int:
+    from .service import Service, log_config_warnings
+
+    service = Service(cfg, **kwargs)  # type: ignore[arg-type]
+    signal.signal(signal.SIGTERM, lambda *_: service.request_stop())
+    signal.signal(signal.SIGINT, lambda *_: service.request_stop())
+    signal.signal(signal.SIGHUP, lambda *_: service.request_reload())
+    log_config_warnings(cfg)
+    try:
+        service.start()
+        return service.run()
+    except AgentError as err:
+        logger.error("cannot run: %s", err)
+        return EXIT_FAIL
+    finally:
+        service.close()
+        logger.info("agent stopped")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    setup_logging(args.log_level or cfg.log_level)
+    if not cfg.cameras:
+        logger.error("no cameras configured in %s", args.config)
+        return EXIT_CONFIG
+    sinks = []
+    if args.print_events:
+        from .events import JsonLinesSink
+
+        sinks.append(JsonLinesSink())
+    return run_service(cfg, extra_sinks=sinks)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    setup_logging(args.log_level or "warning")
+    return run_demo(Path(args.out), realtime=not args.fast)
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from .probe import run_probe
+
+    cfg = load_config(args.config) if args.config else config.parse({})
+    if cfg is None:
+        return EXIT_CONFIG
+    setup_logging(args.log_level or "warning")
+    return run_probe(args.images, cfg, annotate=args.annotate, read=not args.no_read)
+
+
+def cmd_eval_detector(args: argparse.Namespace) -> int:
+    from .evaluate import run_eval
+
+    cfg = load_config(args.config) if args.config else config.parse({})
+    if cfg is None:
+        return EXIT_CONFIG
+    setup_logging(args.log_level or "warning")
+    return run_eval(args, cfg)
+
+
+def cmd_relay_test(args: argparse.Namespace) -> int:
+    from .sinks.relay import relay_test
+
+    cfg = load_config(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    setup_logging(args.log_level or "info")
+    return relay_test(cfg.relay)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="plate-agent", description="Edge camera agent for licence-plate gates.")
+    ap.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the agent (the systemd service's command)")
+    p.add_argument("-c", "--config", default=DEFAULT_CONFIG)
+    p.add_argument("--print-events", action="store_true", help="also print each event as a JSON line")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("check-config", help="validate a config file: exit 0, or 2 listing every error")
+    p.add_argument("-c", "--config", default=DEFAULT_CONFIG)
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("demo", help="run the real pipeline on a generated clip; prints events as JSON lines")
+    p.add_argument("--out", default="demo-out", help="folder for the clip and the crops (default: demo-out)")
+    p.add_argument("--fast", action="store_true", help="do not pace the clip in real time")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("probe", help="run the detector (and the reader, when configured) on images")
+    p.add_argument("images", nargs="+")
+    p.add_argument("-c", "--config")
+    p.add_argument("--annotate", metavar="DIR", help="write the images with boxes drawn into DIR")
+    p.add_argument("--no-read", action="store_true", help="detector only, even when a reader is configured")
+    p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser("eval-detector", help="recall, false boxes and speed of the detector on annotated images")
+    p.add_argument("--data", required=True, help="folder with annotations.csv")
+    p.add_argument("-c", "--config")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.set_defaults(func=cmd_eval_detector)
+
+    p = sub.add_parser("relay-test", help="pulse the configured gate relay once")
+    p.add_argument("-c", "--config", default=DEFAULT_CONFIG)
+    p.set_defaults(func=cmd_relay_test)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""Stages 2-4 per camera (latest frame -> motion -> detect -> crop -> upload gate), and the fan-out
+of reads into decisions and sinks (relay first).
+
+Parts are injected as callables/protocols; only ``service.py`` knows the concrete classes.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from .config import CameraConfig
+from .motion import MotionGate, point_allowed
+from .track import PlateTracks
+from .types import Box, Decision, Detection, Frame, Image, PlateCrop, PlateRead
+
+logger = logging.getLogger(__name__)
+
+
+class FrameSlot(Protocol):
+    def latest(self, after_seq: int, timeout: float) -> Frame | None: ...
+
+
+class Detector(Protocol):
+    def detect(self, image: Image, roi: Box | None = None) -> list[Detection]: ...
+
+
+class Cropper(Protocol):
+    def crop(self, frame: Frame, detection: Detection) -> PlateCrop | None: ...
+
+
+class Decider(Protocol):
+    def observe(self, read: PlateRead) -> list[Decision]: ...
+
+
+class Sink(Protocol):
+    def send(self, decision: Decision) -> None: ...
+
+
+class CameraPipeline:
+    """One camera's processing loop, run on its own thread (``pipeline-<id>``)."""
+
+    def __init__(
+        self,
+        cam: CameraConfig,
+        frames: FrameSlot,
+        motion: MotionGate,
+        detector: Detector,
+        cropper: Cropper,
+        submit: Callable[[PlateCrop], bool],
+        stop: threading.Event,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cam = cam
+        self.frames = frames
+        self.motion = motion
+        self.detector = detector
+        self.cropper = cropper
+        self.submit = submit
+        self.stop = stop
+        self.clock = clock
+        self.tracks = PlateTracks(cam.crop)
+        self.counters: Counter[str] = Counter()
+        self.last_progress = clock()  # the watchdog checks this moves
+        self._answers: queue.SimpleQueue[tuple[PlateCrop, bool]] = queue.SimpleQueue()
+        self._min_interval = 1.0 / cam.fps_max
+        self._last_processed = float("-inf")
+        self._save_dir = Path(cam.crop.save_dir) if cam.crop.save_dir else None
+
+    def answered(self, crop: PlateCrop, confident: bool) -> None:
+        """Thread-safe: the read of ``crop`` came back; handled on the pipeline thread."""
+        self._answers.put((crop, confident))
+
+    def run(self) -> None:
+        seq = -1
+        while not self.stop.is_set():
+            self.last_progress = self.clock()
+            frame = self.frames.latest(seq, timeout=0.5)
+            if frame is None:
+                continue
+            seq = frame.seq
+            try:
+                self.step(frame)
+            except Exception:  # one bad frame must not end the camera's pipeline
+                self.counters["errors"] += 1
+                logger.exception("pipeline step failed camera=%s seq=%d", self.cam.id, frame.seq)
+
+    def step(self, frame: Frame) -> list[PlateCrop]:
+        """Process one frame; returns the crops handed to the reader."""
+        while not self._answers.empty():
+            crop, confident = self._answers.get_nowait()
+            self.tracks.answered(crop, confident)
+        now = frame.mono_time
+        self.tracks.expire(now)
+        if now - self._last_processed < self._min_interval:
+            self.counters["frames_skipped"] += 1
+            return []
+        self._last_processed = now
+        self.counters["frames"] += 1
+        moved = self.motion.update(frame.image, now)
+        if not moved.active:
+            return []
+        self.counters["motion_frames"] += 1
+        detections = self.detector.detect(frame.image, self._roi(frame.image, moved.regions))
+        detections = self._keep(detections, frame.image)
+        self.counters["detections"] += len(detections)
+        sent = []
+        for det in detections:
+            crop = self.cropper.crop(frame, det)
+            if crop is None:
+                continue
+            self.counters["crops"] += 1
+            if not self.tracks.offer(crop, now):
+                continue
+            if self.submit(crop):
+                self.counters["uploads"] += 1
+                sent.append(crop)
+                self._save(crop)
+            else:
+                self.counters["drops"] += 1
+                self.tracks.answered(crop, confident=False)
+        return sent
+
+    def _roi(self, image: Image, regions: Sequence[Box]) -> Box | None:
+        """The motion area to run the detector on, or None for the full frame."""
+        if not self.cam.detector.roi or not regions:
+            return None
+        h, w = image.shape[:2]
+        box = Box(
+            min(r.x1 for r in regions),
+            min(r.y1 for r in regions),
+            max(r.x2 for r in regions),
+            max(r.y2 for r in regions),
+        )
+        return box if box.area <= self.cam.detector.roi_max_fraction * w * h else None
+
+    def _keep(self, detections: list[Detection], image: Image) -> list[Detection]:
+        h, w = image.shape[:2]
+        keep = []
+        for d in detections:
+            if d.box.width < self.cam.detector.min_plate_width_px:
+                self.counters["detections_small"] += 1
+                continue
+            cx = (d.box.x1 + d.box.x2) / 2 / w
+            cy = (d.box.y1 + d.box.y2) / 2 / h
+            if self.cam.zones and not point_allowed(self.cam.zones, cx, cy):
+                self.counters["detections_zoned_out"] += 1
+                continue
+            keep.append(d)
+        return keep
+
+    def _save(self, crop: PlateCrop) -> None:
+        if self._save_dir is None:
+            return
+        name = f"{self.cam.id}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime(crop.wall_time))}"
+        try:
+            self._save_dir.mkdir(parents=True, exist_ok=True)
+            (self._save_dir / f"{name}-{crop.frame_seq}.jpg").write_bytes(crop.jpeg)
+        except OSError as err:
+            self.counters["errors"] += 1
+            logger.warning("cannot save crop dir=%s error=%s", self._save_dir, err)
+
+    def stats(self) -> dict[str, object]:
+        return dict(self.counters)
+
+
+class Dispatcher:
+    """Reads -> decisions -> sinks. The relay (first sink) is served before anything else."""
+
+    def __init__(
+        self,
+        decider: Decider,
+        sinks: Sequence[Sink],
+        on_answer: Callable[[PlateCrop, bool], None] | None = None,
+        min_score: float = 0.0,
+    ) -> None:
+        self.decider = decider
+        self.sinks = list(sinks)
+        self.on_answer = on_answer
+        self.min_score = min_score
+        self.counters: Counter[str] = Counter()
+        self._lock = threading.Lock()  # reads come from the reader and from pipeline threads
+
+    def answer(self, crop: PlateCrop, reads: Sequence[PlateRead]) -> None:
+        """Everything the reader made of one crop (an empty list: no plate found)."""
+        confident = any(not r.plate or r.score >= self.min_score for r in reads)
+        if self.on_answer is not None:
+            self.on_answer(crop, confident)
+        for read in reads:
+            self.handle(read)
+
+    def handle(self, read: PlateRead) -> list[Decision]:
+        with self._lock:
+            self.counters["reads"] += 1
+            try:
+                decisions = self.decider.observe(read)
+            except Exception:
+                self.counters["errors"] += 1
+                logger.exception("decision failed camera=%s", read.camera_id)
+                return []
+            for decision in decisions:
+                self.counters["events"] += 1
+                for sink in self.sinks:
+                    try:
+                        sink.send(decision)
+                    except Exception:  # one broken sink must not starve the others
+                        self.counters["sink_errors"] += 1
+                        logger.exception("sink failed sink=%s", type(sink).__name__)
+            return decisions
+
+    def stats(self) -> dict[str, object]:
+        return dict(self.counters)
