@@ -69,7 +69,7 @@ class CameraPipeline:
         self.counters: Counter[str] = Counter()
         self.last_progress = clock()  # the watchdog checks this moves
         self._answers: queue.SimpleQueue[tuple[PlateCrop, bool]] = queue.SimpleQueue()
-        self._min_interval = 1.0 / cam.fps_max
+        self._min_interval = 0.9 / cam.fps_max  # slack for capture-time jitter
         self._last_processed = float("-inf")
         self._save_dir = Path(cam.crop.save_dir) if cam.crop.save_dir else None
 
