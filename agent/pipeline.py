@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 class FrameSlot(Protocol):
     def latest(self, after_seq: int, timeout: float) -> Frame | None: ...
 
+    @property
+    def ended(self) -> bool: ...
+
 
 class Detector(Protocol):
     def detect(self, image: Image, roi: Box | None = None) -> list[Detection]: ...
@@ -68,6 +71,7 @@ class CameraPipeline:
         self.tracks = PlateTracks(cam.crop)
         self.counters: Counter[str] = Counter()
         self.last_progress = clock()  # the watchdog checks this moves
+        self.last_seq = -1  # the newest frame fully processed
         self._answers: queue.SimpleQueue[tuple[PlateCrop, bool]] = queue.SimpleQueue()
         self._min_interval = 0.9 / cam.fps_max  # slack for capture-time jitter
         self._last_processed = float("-inf")
@@ -83,6 +87,8 @@ class CameraPipeline:
             self.last_progress = self.clock()
             frame = self.frames.latest(seq, timeout=0.5)
             if frame is None:
+                if self.frames.ended:  # a file that has played out: idle until stopped
+                    self.stop.wait(0.5)
                 continue
             seq = frame.seq
             try:
@@ -90,6 +96,7 @@ class CameraPipeline:
             except Exception:  # one bad frame must not end the camera's pipeline
                 self.counters["errors"] += 1
                 logger.exception("pipeline step failed camera=%s seq=%d", self.cam.id, frame.seq)
+            self.last_seq = seq
 
     def step(self, frame: Frame) -> list[PlateCrop]:
         """Process one frame; returns the crops handed to the reader."""

@@ -60,11 +60,13 @@ class Service:
             raise
         for t in self.threads:
             t.start()
+        for frames in self.captures.values():
+            frames.start()
         self.notifier.ready(self.summary())
         logger.info("agent started cameras=%s reader=%s", ",".join(self.captures), self.cfg.reader.type)
 
     def _build(self) -> None:
-        from . import crop, decide, detect, rules, sources
+        from . import capture, crop, decide, detect, rules
         from .sinks import build_sinks
 
         cfg = self.cfg
@@ -79,14 +81,14 @@ class Service:
         )
         submit_for = self._build_reader()
         for cam in cfg.cameras:
-            capture = sources.Capture(cam, self.stop_event)
-            self.captures[cam.id] = capture
-            self.closers.append((f"capture-{cam.id}", capture.close))
+            frames = capture.Capture(cam, self.stop_event)
+            self.captures[cam.id] = frames
+            self.closers.append((f"capture-{cam.id}", frames.close))
             detector = detect.create_detector(cam.detector)
             self.closers.append((f"detector-{cam.id}", detector.close))
             pipe = CameraPipeline(
                 cam,
-                capture,
+                frames,
                 MotionGate(cam.motion, cam.zones),
                 detector,
                 crop.Cropper(cam.crop),
@@ -94,7 +96,6 @@ class Service:
                 self.stop_event,
             )
             self.pipelines[cam.id] = pipe
-            self.threads.append(threading.Thread(target=capture.run, name=f"capture-{cam.id}"))
             self.threads.append(threading.Thread(target=pipe.run, name=f"pipeline-{cam.id}"))
 
     def _build_reader(self) -> Callable[[PlateCrop], bool]:
@@ -165,8 +166,8 @@ class Service:
             if time.monotonic() - last_status >= 10.0:
                 last_status = time.monotonic()
                 self.notifier.status(self.summary())
-            if self.stop_when_sources_end and all(c.ended for c in self.captures.values()):
-                logger.info("all sources ended")
+            if self.stop_when_sources_end and self.drained():
+                logger.info("all sources ended and every frame and read was handled")
                 break
         return 0
 
@@ -176,6 +177,13 @@ class Service:
         if any(not t.is_alive() for t in self.threads):
             return False
         return all(now - p.last_progress < 30.0 for p in self.pipelines.values())
+
+    def drained(self) -> bool:
+        """Every (file) source has ended, its last frame was processed and no read is pending."""
+        for cid, frames in self.captures.items():
+            if not frames.ended or self.pipelines[cid].last_seq < frames.stats()["seq"]:
+                return False
+        return self.reader is None or self.reader.idle()
 
     def request_reload(self) -> None:
         """Signal-safe: reload the access rules on the supervisor thread."""
