@@ -1,0 +1,27 @@
+"""Where the detector's model file comes from: the configured path or the bundled default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config import DetectorConfig
+
+# file name of the default model; built by models/build_model.py, documented in models/README.md
+BUNDLED_MODEL = "plate_yolov8n_512_drq.tflite"
+
+
+def bundled_model_path(name: str = BUNDLED_MODEL) -> Path:
+    """The default model: the copy installed in the package, else the source checkout's models/."""
+    pkg = Path(__file__).resolve().parent.parent  # .../agent
+    candidates = (pkg / "_models" / name, pkg.parent / "models" / name)
+    for path in candidates:
+        if path.is_file():
+            return path
+    return candidates[-1]  # the checkout path, so a "missing model" error names it
+
+
+def model_path(cfg: DetectorConfig) -> Path:
+    """The model file a config asks for ("" = the bundled model)."""
+    return Path(cfg.model_path).expanduser() if cfg.model_path else bundled_model_path()
