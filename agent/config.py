@@ -95,10 +95,12 @@ class ReaderConfig:
     regions: list[str] = opt(factory=list)
     mmc: bool = opt(False)
     config: dict[str, Any] = opt(factory=dict)  # the API's `config` JSON (mode, threshold_d, ...)
-    retries: int = opt(3, lo=0, hi=10)
-    backoff_max_s: float = opt(30.0, gt=0.0, hi=3600.0)
+    retries: int = opt(3, lo=0, hi=10)  # 5xx/timeout/connection retries of a fresh crop, then outbox
+    backoff_initial_s: float = opt(0.5, gt=0.0, hi=60.0)  # first retry delay; doubles, with jitter
+    backoff_max_s: float = opt(30.0, gt=0.0, hi=3600.0)  # also the longest wait between outage probes
     forbidden_backoff_s: float = opt(300.0, gt=0.0, hi=86400.0)  # pause after a 403
     usage_poll_s: float = opt(900.0, lo=0.0, hi=86400.0)  # 0 = never
+    queue_size: int = opt(32, lo=1, hi=10_000)  # crops waiting in memory; more are dropped and counted
 
 
 SCHEDULE_RE = (

@@ -1,0 +1,448 @@
+"""The ``reader`` thread: crops in (bounded, never blocking), plate reads out via ``on_read``.
+
+Paces uploads with a token bucket, waits out 429s, pauses after a 403, shrinks after a 413, retries
+5xx/timeouts with capped backoff and then parks crops in the durable outbox, which it drains (oldest
+first) when the service answers again. Fresh crops go first: they can still open the gate.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..config import ReaderConfig
+from ..types import PlateCrop, PlateRead
+from . import PlateReader
+from .errors import Forbidden, ReaderError, Throttled, TooLarge, Unavailable, error_kind
+from .outbox import Outbox
+
+logger = logging.getLogger(__name__)
+
+POLL_S = 0.1  # how often a long wait looks at the stop events
+MAX_THROTTLE_RETRIES = 5  # 429s in a row for one crop before it is parked
+
+
+class TokenBucket:
+    """At most ``rate_per_s`` takes per second, no bursts; 0 = unlimited.
+
+    Spaced by a few percent more than 1/rate: the server counts arrivals, and two uploads sent
+    exactly 1/rate apart can arrive closer than that.
+    """
+
+    def __init__(self, rate_per_s: float, clock: Callable[[], float], margin: float = 1.05) -> None:
+        self.interval = margin / rate_per_s if rate_per_s > 0 else 0.0
+        self._clock = clock
+        self._next = float("-inf")
+
+    def delay(self) -> float:
+        """Seconds until a take is allowed (0 = now)."""
+        return max(0.0, self._next - self._clock())
+
+    def take(self) -> None:
+        self._next = max(self._next, self._clock()) + self.interval
+
+    def hold(self, seconds: float) -> None:
+        """Nothing before ``seconds`` from now (the server's 429 hint)."""
+        self._next = max(self._next, self._clock() + seconds)
+
+
+def shrink_jpeg(jpeg: bytes, factor: float = 0.5, quality: int = 80) -> bytes | None:
+    """The same picture at ``factor`` of its size, re-encoded; None if it cannot be decoded."""
+    img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        return None
+    h, w = img.shape[:2]
+    small = cv2.resize(img, (max(1, int(w * factor)), max(1, int(h * factor))), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return bytes(buf) if ok else None
+
+
+class ReadWorker:
+    """Owns the reader, the limiter and the outbox from its own thread; ``submit`` from any thread."""
+
+    def __init__(
+        self,
+        reader: PlateReader,
+        outbox: Outbox | None,
+        cfg: ReaderConfig,
+        on_read: Callable[[PlateRead], None] | None = None,
+        stop: threading.Event | None = None,
+        *,
+        on_result: Callable[[PlateCrop, list[PlateRead]], None] | None = None,
+        max_decision_age_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._reader = reader
+        self._outbox = outbox
+        self.cfg = cfg
+        self._on_read = on_read
+        self._on_result = on_result
+        self._stop = stop or threading.Event()
+        self._max_age = max_decision_age_s
+        self._clock = clock
+        self._wall = wall
+        self._rand = rand
+        self._q: queue.Queue[PlateCrop] = queue.Queue(maxsize=cfg.queue_size)
+        self._pending: collections.deque[PlateCrop] = collections.deque()
+        self._bucket = TokenBucket(cfg.rate_per_s, clock)
+        self._halt = threading.Event()
+        self._thread: threading.Thread | None = None  # the one running run(), ours or the service's
+        self._done = threading.Event()
+        self._lock = threading.Lock()  # guards the counters below for stats() and submit()
+        self._paused: str = ""  # "" | "unavailable" | "forbidden"
+        self._resume_at = 0.0  # clock time of the next probe while paused
+        self._paused_since = 0.0
+        self._failures = 0
+        self._next_usage = 0.0
+        self._c: collections.Counter[str] = collections.Counter()
+        self._errors: collections.Counter[str] = collections.Counter()
+        self._parked: collections.Counter[str] = collections.Counter()
+        self._dropped: collections.Counter[str] = collections.Counter()
+        self._forbidden_until: float | None = None  # wall time
+        self._last_success: float | None = None
+        self._last_error: str | None = None
+        self._usage: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------ any thread
+
+    def start(self) -> None:
+        """Run on a new daemon thread named ``reader`` (or give ``run`` to a thread of your own)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self.run, name="reader", daemon=True)
+            self._thread.start()
+
+    def submit(self, crop: PlateCrop) -> bool:
+        """Queue a crop for reading; False (counted) when the queue is full or closing."""
+        with self._lock:
+            self._c["submitted"] += 1
+            if self._halt.is_set():
+                self._dropped["closed"] += 1
+                return False
+            try:
+                self._q.put_nowait(crop)
+            except queue.Full:
+                self._dropped["queue_full"] += 1
+                return False
+        return True
+
+    def stats(self) -> dict[str, Any]:
+        depth: int | None = None
+        oldest: float | None = None
+        if self._outbox is not None:
+            try:
+                depth, oldest = self._outbox.depth(), self._outbox.oldest_age_s()
+            except ReaderError:
+                pass
+        with self._lock:
+            return {
+                "state": self._paused or "ok",
+                "submitted": self._c["submitted"],
+                "queued": self._q.qsize() + len(self._pending),
+                "uploads": self._c["uploads"],
+                "crops_read": self._c["crops_read"],
+                "reads": self._c["reads"],
+                "late_reads": self._c["late_reads"],
+                "throttled": self._c["throttled"],
+                "errors": dict(self._errors),
+                "parked": dict(self._parked),
+                "dropped": dict(self._dropped),
+                "forbidden_until": self._forbidden_until,
+                "outbox": {
+                    "depth": depth,
+                    "oldest_age_s": oldest,
+                    "evicted": self._outbox.dropped if self._outbox else 0,
+                },
+                "last_success": self._last_success,
+                "last_error": self._last_error,
+                "usage": self._usage,
+            }
+
+    def close(self, timeout_s: float | None = None) -> None:
+        """Stop the thread (parking what is queued); idempotent. The caller closes reader and outbox."""
+        self._halt.set()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            # an upload in flight finishes (or times out) first; then the queue is parked
+            self._done.wait(timeout_s if timeout_s is not None else self.cfg.timeout_read_s + 5.0)
+
+    # ------------------------------------------------------------ reader thread
+
+    def _halted(self) -> bool:
+        return self._halt.is_set() or self._stop.is_set()
+
+    def _wait(self, seconds: float) -> bool:
+        """Pause for ``seconds`` unless stopped; True when the full pause elapsed."""
+        end = self._clock() + seconds
+        while not self._halted():
+            left = end - self._clock()
+            if left <= 0:
+                return True
+            self._halt.wait(min(left, POLL_S))
+        return False
+
+    def run(self) -> None:
+        """The thread body: until ``stop`` or ``close``; parks whatever is still queued on the way out."""
+        if self._thread is None:
+            self._thread = threading.current_thread()
+        elif self._thread is not threading.current_thread():
+            raise RuntimeError("ReadWorker.run: already running on another thread")
+        try:
+            if self._outbox is not None:
+                self._outbox.open()
+                depth = self._outbox.depth()
+                if depth:
+                    logger.info("reader: outbox holds %d crops from before; draining", depth)
+            while not self._halted():
+                self._step()
+        except Exception:
+            logger.exception("reader thread failed")
+        finally:
+            self._park_all()
+            self._done.set()
+
+    def _step(self) -> None:
+        self._pull(0.0)
+        self._poll_usage()
+        now = self._clock()
+        if self._paused:
+            self._park_pending(self._paused)
+            if now < self._resume_at:
+                self._pull(min(POLL_S, self._resume_at - now))
+                return
+            head = self._outbox.peek() if self._outbox is not None else None
+            if head is not None:
+                self._process(head[1], head[0])
+            elif self._pending:
+                self._process(self._pending.popleft(), None)
+            else:
+                self._pull(POLL_S)
+            return
+        if self._pending:
+            self._process(self._pending.popleft(), None)
+            return
+        head = self._outbox.peek() if self._outbox is not None else None
+        if head is not None:
+            self._process(head[1], head[0])
+            return
+        self._pull(POLL_S * 2)
+
+    def _pull(self, block_s: float) -> None:
+        """Move queued crops to ``pending``; park the stale and the overflow."""
+        try:
+            self._pending.append(self._q.get(timeout=block_s) if block_s > 0 else self._q.get_nowait())
+            while True:
+                self._pending.append(self._q.get_nowait())
+        except queue.Empty:
+            pass
+        while self._pending:
+            if len(self._pending) > self.cfg.queue_size:
+                self._park(self._pending.popleft(), None, "overflow")
+            elif self._outbox is not None and self._is_late(self._pending[0]):
+                self._park(self._pending.popleft(), None, "stale")  # late anyway: fresh ones first
+            else:
+                break
+
+    def _park_pending(self, reason: str) -> None:
+        if self._outbox is None:
+            return  # nowhere to keep them: _pull bounds pending, the next probe reads them late
+        while self._pending:
+            self._park(self._pending.popleft(), None, reason)
+
+    def _park_all(self) -> None:
+        try:
+            self._pull(0.0)
+            self._park_pending("shutdown")
+        except Exception:
+            logger.exception("reader: could not park queued crops at shutdown")
+
+    def _is_late(self, crop: PlateCrop) -> bool:
+        return self._clock() - crop.mono_time > self._max_age
+
+    def _backoff(self, n: int) -> float:
+        base = min(self.cfg.backoff_max_s, self.cfg.backoff_initial_s * 2 ** min(n - 1, 30))
+        return base * (0.5 + 0.5 * self._rand())  # jitter: many agents, one recovering service
+
+    # ------------------------------------------------------------ one crop
+
+    def _process(self, crop: PlateCrop, item_id: int | None) -> None:
+        """Read one crop (fresh when ``item_id`` is None, else the outbox head) and act on the outcome."""
+        retries = self.cfg.retries if item_id is None and not self._paused else 0
+        orig = crop  # the pipeline knows its crops by identity; a 413 makes a smaller copy
+        attempt = throttles = 0
+        shrunk = False
+        while True:
+            if not self._wait(self._bucket.delay()):
+                if item_id is None:
+                    self._park(orig, None, "shutdown")
+                return
+            self._bucket.take()
+            try:
+                with self._lock:
+                    self._c["uploads"] += 1
+                reads = self._reader.read(crop)
+            except ReaderError as err:
+                self._note_error(err)
+                if isinstance(err, Throttled):
+                    throttles += 1
+                    self._bucket.hold(err.retry_after_s)
+                    if throttles <= MAX_THROTTLE_RETRIES:
+                        continue
+                    self._park(orig, item_id, "throttled")
+                elif isinstance(err, TooLarge) and not shrunk:
+                    smaller = shrink_jpeg(crop.jpeg)
+                    if smaller is not None:
+                        crop, shrunk = dataclasses.replace(crop, jpeg=smaller), True
+                        continue
+                    self._drop(orig, item_id, "too_large")
+                elif isinstance(err, Forbidden):
+                    self._pause_forbidden(err)
+                    self._park(orig, item_id, "forbidden")
+                elif isinstance(err, Unavailable):
+                    if attempt < retries:
+                        attempt += 1
+                        if self._wait(self._backoff(attempt)):
+                            continue
+                    self._pause_unavailable(err)
+                    self._park(orig, item_id, "unavailable")
+                else:  # BadResponse, Rejected, a second 413: sending it again will not help
+                    self._drop(orig, item_id, error_kind(err))
+                return
+            self._succeed(orig, item_id, reads)
+            return
+
+    def _succeed(self, crop: PlateCrop, item_id: int | None, reads: list[PlateRead]) -> None:
+        if item_id is not None and self._outbox is not None:
+            self._outbox.delete(item_id)  # before delivery: a crash here re-reads, never re-delivers
+        if self._paused:
+            logger.info(
+                "reader: service answers again after %.0f s (was %s)",
+                self._clock() - self._paused_since,
+                self._paused,
+            )
+            self._paused, self._failures = "", 0
+            with self._lock:
+                self._forbidden_until = None
+        late = self._is_late(crop)
+        with self._lock:
+            self._c["crops_read"] += 1
+            self._c["reads"] += len(reads)
+            self._c["late_reads"] += len(reads) if late else 0
+            self._last_success = self._wall()
+        if late:
+            reads = [dataclasses.replace(r, late=True) for r in reads]
+        self._deliver(crop, reads)
+
+    def _deliver(self, crop: PlateCrop, reads: list[PlateRead]) -> None:
+        try:
+            if self._on_result is not None:
+                self._on_result(crop, reads)
+            if self._on_read is not None:
+                for read in reads:
+                    self._on_read(read)
+        except Exception:
+            logger.exception("reader: read callback failed")
+
+    def _park(self, crop: PlateCrop, item_id: int | None, reason: str) -> None:
+        if item_id is not None:
+            return  # already in the outbox, and stays at its head
+        if reason != "shutdown":
+            self._deliver(crop, [])  # no answer now: the pipeline may try a better frame
+        if self._outbox is None:
+            with self._lock:
+                self._dropped["no_outbox"] += 1
+            return
+        try:
+            self._outbox.put(crop)
+        except ReaderError as err:
+            logger.error("reader: could not park a crop: %s", err)
+            with self._lock:
+                self._dropped["outbox_error"] += 1
+            return
+        with self._lock:
+            self._parked[reason] += 1
+
+    def _drop(self, crop: PlateCrop, item_id: int | None, reason: str) -> None:
+        if item_id is None:
+            self._deliver(crop, [])
+        elif self._outbox is not None:
+            self._outbox.delete(item_id)  # a poison entry must not block the head forever
+        with self._lock:
+            self._dropped[reason] += 1
+
+    def _note_error(self, err: ReaderError) -> None:
+        kind = error_kind(err)
+        with self._lock:
+            self._errors[kind] += 1
+            if isinstance(err, Throttled):
+                self._c["throttled"] += 1
+            self._last_error = f"{kind}: {err}"
+        if isinstance(err, (Throttled, Unavailable, Forbidden)):
+            logger.debug("reader: %s", err)
+        else:
+            logger.warning("reader: read failed: kind=%s %s", kind, err)
+
+    def _pause_unavailable(self, err: ReaderError) -> None:
+        self._failures += 1
+        delay = self._backoff(self._failures)
+        if not self._paused:
+            self._paused_since = self._clock()
+            logger.warning(
+                "reader: service unavailable (%s); parking crops in the outbox, retry in %.1f s",
+                err,
+                delay,
+            )
+        self._paused = "unavailable"
+        self._resume_at = self._clock() + delay
+
+    def _pause_forbidden(self, err: ReaderError) -> None:
+        period = self.cfg.forbidden_backoff_s
+        if self._paused != "forbidden":
+            self._paused_since = self._clock()
+        self._paused = "forbidden"
+        self._resume_at = self._clock() + period
+        with self._lock:
+            self._forbidden_until = self._wall() + period
+        # once per period: the next attempt is a single probe after the pause
+        logger.warning(
+            "reader: %s (wrong token or no credits); pausing uploads for %.0f s", err, period
+        )
+
+    def _poll_usage(self) -> None:
+        if self.cfg.usage_poll_s <= 0 or self._clock() < self._next_usage:
+            return
+        self._next_usage = self._clock() + self.cfg.usage_poll_s
+        try:
+            usage = self._reader.usage()
+        except ReaderError as err:
+            with self._lock:
+                self._errors["usage"] += 1
+            logger.info("reader: usage poll failed: %s", err)
+            return
+        if usage is None:
+            return
+        with self._lock:
+            self._usage = usage.as_dict()
+        frac = usage.fraction
+        if frac is not None and frac >= 0.9:
+            logger.warning(
+                "reader: %.0f%% of the lookup quota used (calls=%d limit=%s resets_on=%s)",
+                frac * 100,
+                usage.calls,
+                usage.limit,
+                usage.resets_on or "?",
+            )
+
+
+__all__ = ["ReadWorker", "TokenBucket", "shrink_jpeg"]
