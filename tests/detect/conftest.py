@@ -1,0 +1,26 @@
+"""Detector test helpers: the kilobyte fixture models (tests/fixtures/models) and configs."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.config import DetectorConfig
+
+MODELS = Path(__file__).resolve().parent.parent / "fixtures" / "models"
+
+
+def tiny_cfg(name: str = "tiny_yolo_cf.tflite", **kw: Any) -> DetectorConfig:
+    """Config for a fixture model: every cell of its 8x8 grid is an 8 px "plate" candidate."""
+    base = DetectorConfig(model_path=str(MODELS / name), score_min=0.5, min_plate_width_px=1, num_threads=1)
+    return dataclasses.replace(base, **kw)
+
+
+@pytest.fixture
+def runtime() -> Any:
+    """The LiteRT interpreter class; these tests need a TFLite runtime installed."""
+    litert = pytest.importorskip("ai_edge_litert.interpreter")
+    return litert.Interpreter

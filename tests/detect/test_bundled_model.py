@@ -1,0 +1,58 @@
+"""The bundled model (models/) on scenes the test draws: the plate is found, empty frames are not."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from agent.config import DetectorConfig
+from agent.detect import BUNDLED_MODEL, TFLiteDetector, bundled_model_path
+from agent.types import Box
+
+from .drawn import car_scene
+
+pytestmark = pytest.mark.usefixtures("runtime")
+
+
+@pytest.fixture(scope="module")
+def detector() -> Iterator[TFLiteDetector]:
+    pytest.importorskip("ai_edge_litert.interpreter")
+    det = TFLiteDetector(DetectorConfig())  # model_path "" = the bundled model
+    yield det
+    det.close()
+
+
+def test_bundled_model_is_found_and_small() -> None:
+    path = bundled_model_path()
+    assert path.name == BUNDLED_MODEL and path.is_file()
+    assert 1_000_000 < path.stat().st_size < 5_000_000
+
+
+def test_bundled_model_input(detector: TFLiteDetector) -> None:
+    assert (detector.input.width, detector.input.height) == (512, 512)
+    assert detector.kind == "yolo"
+
+
+@pytest.mark.parametrize("plate_w", [120, 180])
+def test_drawn_plate_is_found(detector: TFLiteDetector, plate_w: int) -> None:
+    img, plate = car_scene(1280, 720, plate_w)
+    found = detector.detect(img)
+    assert len(found) == 1
+    assert found[0].box.iou(plate) > 0.7
+    assert found[0].score >= detector.cfg.score_min
+
+
+def test_empty_frames_yield_nothing(detector: TFLiteDetector) -> None:
+    assert detector.detect(np.full((720, 1280, 3), 110, np.uint8)) == []
+    car_without_plate, _ = car_scene(1280, 720, 150, plate=False)
+    assert detector.detect(car_without_plate) == []
+
+
+def test_roi_finds_a_distant_plate_the_full_frame_misses(detector: TFLiteDetector) -> None:
+    img, plate = car_scene(1920, 1080, 70)  # 70 px in 1920: 19 px at the 512 px input
+    assert detector.detect(img) == []
+    motion = Box(plate.x1 - 3 * 70, plate.y1 - 2 * 70, plate.x2 + 3 * 70, plate.y2 + 70)
+    found = detector.detect(img, roi=motion)
+    assert len(found) == 1 and found[0].box.iou(plate) > 0.7
