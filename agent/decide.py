@@ -106,6 +106,8 @@ class Decider:
             keep = []
             for p in passes:
                 if everything or now - p.last_seen > self._cfg.pass_window_s:
+                    if p.events == 0 and p.text:
+                        self._adopt(p)
                     if p.events == 0:
                         out.append(self._unconfident(p))
                     if p.text:
@@ -113,7 +115,7 @@ class Decider:
                 else:
                     keep.append(p)
             passes[:] = keep
-        for cam, ended in self._ended.items():
+        for ended in self._ended.values():
             ended[:] = [p for p in ended if now - p.last_seen <= self._cfg.rearm_s]
         return out
 
@@ -149,16 +151,38 @@ class Decider:
         return found
 
     def _revive(self, read: PlateRead) -> _Pass | None:
-        """The same plate back within rearm_s of its last pass: that pass goes on, no new event."""
-        ended = self._ended.get(read.camera_id, [])
-        for p in ended:
-            if self._similar(p, read) is not None:
-                ended.remove(p)
-                self._active.setdefault(read.camera_id, []).append(p)
-                self._counts["rearm_suppressed"] += 1
-                logger.debug("pass revived pass_id=%s camera=%s", p.id, p.camera_id)
-                return p
+        """The same plate (look-alikes included) back within rearm_s: its last pass goes on, no new event."""
+        text = canonical(read.plate)
+        for p in self._ended.get(read.camera_id, []):
+            if canonical(p.voted()) == text:
+                return self._unend(p)
         return None
+
+    def _adopt(self, p: _Pass) -> None:
+        """A new pass voting for the text of a pass that ended within rearm_s becomes that pass:
+        same id, its events already sent (so no second "new")."""
+        text = canonical(p.voted())
+        ended = self._ended.get(p.camera_id, [])
+        for old in ended:
+            if canonical(old.voted()) != text:
+                continue
+            ended.remove(old)
+            p.id, p.events, p.first_seen, p.reads = old.id, old.events, old.first_seen, p.reads + old.reads
+            p.sent_plate, p.sent_action, p.sent_score = old.sent_plate, old.sent_action, old.sent_score
+            for t, w in old.votes.items():
+                p.votes[t] = p.votes.get(t, 0.0) + w
+            for t, r in old.best.items():
+                if t not in p.best or r.score > p.best[t].score:
+                    p.best[t] = r
+            self._counts["rearm_suppressed"] += 1
+            return
+
+    def _unend(self, p: _Pass) -> _Pass:
+        self._ended[p.camera_id].remove(p)
+        self._active.setdefault(p.camera_id, []).append(p)
+        self._counts["rearm_suppressed"] += 1
+        logger.debug("pass continues after rearm check pass_id=%s camera=%s", p.id, p.camera_id)
+        return p
 
     def _start(self, read: PlateRead, has_text: bool) -> _Pass:
         p = _Pass(uuid.uuid4().hex[:16], read.camera_id, has_text, read.mono_time, read.mono_time, read.box)
@@ -191,7 +215,11 @@ class Decider:
     # ------------------------------------------------------------ deciding
 
     def _maybe_emit(self, p: _Pass, read: PlateRead) -> Decision | None:
-        if p.events >= 2 or read.score < self._cfg.min_score:
+        if read.score < self._cfg.min_score:
+            return None
+        if p.events == 0:
+            self._adopt(p)
+        if p.events >= 2:
             return None
         action, rule, reason, late = self._judge(p.voted(), read)
         if p.events == 1:
@@ -209,7 +237,8 @@ class Decider:
         late = read.late or age > self._cfg.max_decision_age_s
         action, reason = m.action, m.reason
         if late and action == "open":
-            why = "arrived late" if read.late else f"{age:.1f} s old > max_decision_age_s {self._cfg.max_decision_age_s:g}"
+            limit = self._cfg.max_decision_age_s
+            why = "arrived late" if read.late else f"{age:.1f} s old > max_decision_age_s {limit:g}"
             action, reason = "none", f"stale read ({why}), not opening; {m.reason}"
         return action, m.rule, reason, late
 

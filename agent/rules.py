@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 _STRIP = re.compile(r"[\s\-_.·]+")
 _CONFUSIONS = str.maketrans({"O": "0", "I": "1", "L": "1", "B": "8", "S": "5", "Z": "2"})
 _LEVELS = {"exact": 0, "confusions": 1, "fuzzy": 2}
+_WINDOW = re.compile(r"(?:(?P<days>[A-Za-z,\- ]+?)\s+)?(?P<h1>\d{1,2}):(?P<m1>\d{2})-(?P<h2>\d{1,2}):(?P<m2>\d{2})")
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -75,7 +76,7 @@ def parse_schedule(text: str) -> tuple[Window, ...]:
     """``"Mon-Fri 07:00-19:00; Sat 08:00-12:00"`` -> windows; ``""`` -> () (always)."""
     windows = []
     for part in filter(None, (p.strip() for p in text.split(";"))):
-        m = re.fullmatch(r"(?:(?P<days>[A-Za-z,\- ]+?)\s+)?(?P<h1>\d{1,2}):(?P<m1>\d{2})-(?P<h2>\d{1,2}):(?P<m2>\d{2})", part)
+        m = _WINDOW.fullmatch(part)
         if not m:
             raise ValueError(f"bad schedule {part!r} (expected e.g. 'Mon-Fri 07:00-19:00')")
         days: set[int] = set()

@@ -127,6 +127,24 @@ def test_rearm_same_plate_again_after_leaving():
     assert [d.kind for d in feed(dec, clock, [("AB123CD", 0.9)])] == ["new"]
 
 
+def test_rearm_is_for_the_same_plate_only():
+    dec, clock = make(pass_window_s=5.0, rearm_s=60.0)
+    feed(dec, clock, [("AB123CD", 0.9)] * 3)
+    clock.t += 10
+    # a different car one character off, soon after: its own event (and it does not open)
+    out = feed(dec, clock, [("AB124CD", 0.9)] * 3)
+    assert [(d.kind, d.plate, d.action) for d in out] == [("new", "AB124CD", "none")]
+    clock.t += 10
+    # the first car back, first read with a look-alike, then a low-score start: still no new event
+    assert feed(dec, clock, [("A8123CD", 0.9), ("AB123CD", 0.9)]) == []
+    clock.t += 10
+    assert feed(dec, clock, [("AB123CD", 0.5), ("AB123CD", 0.9)]) == []
+    clock.t += 10
+    # back again, first read truncated (a new pass at first): adopted once the vote settles
+    out = feed(dec, clock, [("AB123C", 0.5), ("AB123CD", 0.9), ("AB123CD", 0.9)])
+    assert out == [] and dec.stats()["rearm_suppressed"] == 3
+
+
 def test_two_vehicles_at_once_are_two_passes():
     dec, clock = make(allow=("AB123CD", "KL456MN"))
     out = []

@@ -91,7 +91,8 @@ def test_multipart_format_with_image(server: Server):
     assert json.loads(p["json"].get_content())["data"]["decision"]["event_id"] == "e1"
     assert p["upload"].get_content_type() == "image/jpeg" and p["upload"].get_payload(decode=True) == JPEG
     p2 = parts(*server.requests[1])
-    assert set(p2) == {"json"} and json.loads(p2["json"].get_payload(decode=True))["data"]["decision"]["event_id"] == "e2"
+    assert set(p2) == {"json"}
+    assert json.loads(p2["json"].get_payload(decode=True))["data"]["decision"]["event_id"] == "e2"
     w.close()
 
 

@@ -1,0 +1,77 @@
+"""Decisions through every sink at once: reads -> Decider -> Dispatcher -> relay, MQTT, webhook."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from gpiozero.pins.mock import MockFactory
+
+from agent import config
+from agent.decide import Decider
+from agent.pipeline import Dispatcher
+from agent.rules import AccessRules
+from agent.sinks import build_sinks
+from agent.types import Box, PlateRead
+from tests.fixtures_mqtt import Broker, Subscriber
+from tests.sinks.test_mqtt import wait_until
+from tests.sinks.test_webhook import Server
+
+
+def read(plate: str, score: float = 0.9) -> PlateRead:
+    return PlateRead("gate", plate, score, 0.9, Box(10, 10, 110, 40), time.time(), time.monotonic())
+
+
+def test_allowed_denied_and_look_alike_end_to_end(mqtt_broker: Broker, tmp_path: Path):
+    hook = Server()
+    cfg = config.parse({
+        "cameras": [{"id": "gate", "source": "clip.mp4"}],
+        "rules": {"allow": [{"plate": "AB123CD"}], "deny": [{"plate": "XY999ZZ"}],
+                  "pass_window_s": 0.2},  # vehicles below come 0.25 s apart
+        "relay": {"type": "gpio", "pin": "17", "pulse_s": 0.2, "cooldown_s": 0.0},
+        "mqtt": {"enabled": True, "port": mqtt_broker.port, "prefix": "pa", "command_topic": True},
+        "webhooks": [{"url": hook.url}],
+    })
+    factory = MockFactory()
+    holder: list = []
+    sinks = build_sinks(cfg, tmp_path, open_gate=lambda cam: holder[0].pulse(cam, reason="mqtt"),
+                        pin_factory=factory)
+    gate, mqtt, webhook = sinks
+    holder.append(gate)
+    assert getattr(gate, "is_relay", False)
+    rules = AccessRules(cfg.rules)
+    rules.load()
+    dispatch = Dispatcher(Decider(cfg.rules, rules), sinks)
+    sub = Subscriber(mqtt_broker.port, ["pa/gate/event", "pa/gate/gate"])
+    wait_until(lambda: mqtt.stats()["connected"])
+    pin = factory.pin(17)
+
+    t0 = time.perf_counter()
+    dispatch.handle(read("AB123CD"))
+    on_after = time.perf_counter() - t0
+    assert pin.state == 1 and on_after < 0.02  # relay on before handle() even returns
+    for _ in range(9):
+        dispatch.handle(read("AB123CD"))
+    for plate in ("XY999ZZ", "AB124CD"):  # a denied car, then a look-alike one character off
+        time.sleep(0.25)
+        for _ in range(5):
+            dispatch.handle(read(plate))
+    wait_until(lambda: webhook.stats()["sent"] == 3 and not gate.stats()["state"] == "on")
+
+    msgs = sub.drain(time.monotonic() + 1.0)
+    events = [json.loads(m.payload) for m in msgs if m.topic == "pa/gate/event"]
+    assert [(e["plate"], e["action"]) for e in events] == [("AB123CD", "open"), ("XY999ZZ", "deny"),
+                                                           ("AB124CD", "none")]
+    assert [m.payload for m in msgs if m.topic == "pa/gate/gate"][-2:] == [b"ON", b"OFF"]
+    assert gate.stats()["pulses"] == 1 and [s.state for s in pin.states] == [False, True, False]
+    assert [json.loads(b)["data"]["decision"]["action"] for _, b in hook.requests] == ["open", "deny", "none"]
+
+    sub.client.publish("pa/gate/gate/set", "OPEN", qos=1)  # operator command -> one more pulse
+    wait_until(lambda: gate.stats()["pulses"] == 2)
+    assert gate.stats()["last_pulse"]["reason"] == "mqtt"
+    for s in reversed(sinks):
+        s.close()
+    assert pin.state == 0
+    sub.close()
+    hook.close()
