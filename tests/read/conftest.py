@@ -24,6 +24,8 @@ def jpeg_of(width: int, height: int, seed: int = 0, quality: int = 90, noise: bo
             x = int(width * (0.1 + 0.13 * i))
             cv2.rectangle(img, (x, int(height * 0.3)), (x + max(1, width // 14), int(height * 0.7)), (20, 20, 20), -1)
         img[:, :, int(seed) % 3] //= 2
+        ys, xs = rng.integers(0, height, 8), rng.integers(0, width, 8)
+        img[ys, xs] = rng.integers(0, 256, (8, 3), dtype=np.uint8)  # a few dots: every seed its own JPEG
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
     assert ok
     return bytes(buf)

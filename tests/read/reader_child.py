@@ -1,0 +1,73 @@
+"""A reader worker in its own process, for the restart tests: ``python -m tests.read.reader_child``.
+
+Prints one JSON line per event on stdout: {"depth": n} whenever the outbox depth changes, and
+{"read": frame_seq, "plate": ..., "late": ...} per read. Token from PLATE_RECOGNIZER_TOKEN.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+
+from agent.read import CloudReader
+from agent.read.outbox import Outbox
+from agent.read.worker import ReadWorker
+from agent.types import PlateRead
+from tests.read.conftest import make_crop, reader_cfg
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--outbox", required=True)
+    ap.add_argument("--submit", type=int, default=0, help="crops to offer, seq 0..N-1")
+    ap.add_argument("--expect", type=int, default=0, help="exit 0 after this many reads (0 = run until killed)")
+    ap.add_argument("--rate", type=float, default=0.0)
+    args = ap.parse_args()
+
+    out_lock = threading.Lock()
+
+    def emit(doc: dict[str, object]) -> None:
+        with out_lock:
+            sys.stdout.write(json.dumps(doc) + "\n")
+            sys.stdout.flush()
+
+    reads: list[int] = []
+
+    def on_read(read: PlateRead) -> None:
+        seq = read.crop.frame_seq if read.crop else -1
+        reads.append(seq)
+        emit({"read": seq, "plate": read.plate, "late": read.late})
+
+    cfg = reader_cfg(args.url, rate_per_s=args.rate, retries=1, backoff_initial_s=0.05, backoff_max_s=0.2)
+    reader = CloudReader(cfg)
+    outbox = Outbox(args.outbox)
+    stop = threading.Event()
+    worker = ReadWorker(reader, outbox, cfg, on_read, stop, max_decision_age_s=5.0)
+    worker.start()
+    for i in range(args.submit):
+        worker.submit(make_crop(i))
+        time.sleep(0.02)
+    last = -1
+    while True:
+        depth = worker.stats()["outbox"]["depth"]
+        if depth != last:
+            emit({"depth": depth})
+            last = depth
+        if args.expect and len(reads) >= args.expect:
+            time.sleep(0.5)  # a duplicate would show up here
+            break
+        time.sleep(0.02)
+    stop.set()
+    worker.close()
+    outbox.close()
+    reader.close()
+    emit({"done": len(reads)})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,316 @@
+"""The reader thread against the contract server: pacing, 429, 403, 413, outages, outbox, late reads."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.read import CloudReader, SdkReader
+from agent.read.outbox import Outbox
+from agent.read.worker import ReadWorker, TokenBucket, shrink_jpeg
+from agent.types import Box, PlateCrop, PlateRead
+from tests.fixtures_pr import PR_TOKEN
+from tests.prserver import PRServer
+from tests.read.conftest import make_crop, reader_cfg
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return cond()
+
+
+class Harness:
+    """A started worker, its outbox and everything it delivered."""
+
+    def __init__(self, server: PRServer, tmp_path: Path, *, token: str = PR_TOKEN, sdk: bool = False,
+                 max_age: float = 5.0, **cfg: Any) -> None:
+        self.cfg = reader_cfg(server.url, type="sdk" if sdk else "cloud", **cfg)
+        self.reader = SdkReader(self.cfg) if sdk else CloudReader(self.cfg, token=token)
+        self.outbox = Outbox(tmp_path / "outbox.sqlite3")
+        self.reads: list[PlateRead] = []
+        self.results: list[tuple[PlateCrop, list[PlateRead]]] = []
+        self.stop = threading.Event()
+        self.worker = ReadWorker(self.reader, self.outbox, self.cfg, self.reads.append, self.stop,
+                                 on_result=lambda c, r: self.results.append((c, r)), max_decision_age_s=max_age)
+
+    def start(self) -> Harness:
+        self.worker.start()
+        return self
+
+    def close(self) -> None:
+        self.stop.set()
+        self.worker.close()
+        self.worker.close()
+        self.outbox.close()
+        self.reader.close()
+
+
+@pytest.fixture
+def harness(pr_server: PRServer, tmp_path: Path) -> Iterator[Callable[..., Harness]]:
+    made: list[Harness] = []
+
+    def make(**kw: Any) -> Harness:
+        h = Harness(pr_server, tmp_path, **kw)
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        h.close()
+
+
+def test_token_bucket_spacing_and_hold() -> None:
+    t = [0.0]
+    bucket = TokenBucket(2.0, lambda: t[0], margin=1.0)
+    assert bucket.delay() == 0
+    bucket.take()
+    assert bucket.delay() == pytest.approx(0.5)
+    t[0] = 0.5
+    assert bucket.delay() == 0
+    bucket.take()
+    bucket.hold(3.0)
+    assert bucket.delay() == pytest.approx(3.0)
+    assert TokenBucket(0, lambda: 0.0).interval == 0  # unlimited
+
+
+def test_reads_delivered_with_the_original_crop(pr_server: PRServer, harness: Callable[..., Harness]) -> None:
+    h = harness().start()
+    crops = [make_crop(i) for i in range(3)]
+    for c in crops:
+        assert h.worker.submit(c)
+    assert wait_for(lambda: len(h.reads) == 3)
+    assert [r.crop.frame_seq for r in h.reads if r.crop] == [0, 1, 2]
+    assert [c for c, _ in h.results] == crops and all(a is b for a, (b, _) in zip(crops, h.results, strict=True))
+    s = h.worker.stats()
+    assert (s["state"], s["uploads"], s["crops_read"], s["reads"], s["outbox"]["depth"]) == ("ok", 3, 3, 3, 0)
+    assert s["last_success"] is not None and s["errors"] == {}
+    assert threading.current_thread().name != "reader"
+    assert any(t.name == "reader" for t in threading.enumerate())
+
+
+def test_rate_limit_spaces_uploads_and_avoids_429(pr_server: PRServer, harness: Callable[..., Harness]) -> None:
+    pr_server.rate_per_s = 8
+    h = harness(rate_per_s=8.0).start()
+    for i in range(6):
+        h.worker.submit(make_crop(i))
+    assert wait_for(lambda: len(h.reads) == 6)
+    arrivals = [r.at for r in pr_server.lookups()]
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    assert min(gaps) >= 0.12  # 1/8 s, less a little scheduling slack
+    assert 429 not in pr_server.statuses()
+
+
+def test_429_waits_for_the_hint_then_retries(pr_server: PRServer, harness: Callable[..., Harness]) -> None:
+    pr_server.faults.append("429")
+    h = harness().start()
+    h.worker.submit(make_crop(0))
+    assert wait_for(lambda: len(h.reads) == 1)
+    first, second = pr_server.lookups()
+    assert (first.status, second.status) == (429, 200)
+    assert second.at - first.at >= 0.95  # "Expected available in 1 second."
+    s = h.worker.stats()
+    assert s["throttled"] == 1 and s["parked"] == {} and s["outbox"]["depth"] == 0
+
+
+def test_403_pauses_uploads_logs_once_then_drains(
+    pr_server: PRServer, harness: Callable[..., Harness], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    pr_server.faults.append("403")
+    h = harness(forbidden_backoff_s=0.6).start()
+    for i in range(5):
+        h.worker.submit(make_crop(i))
+    assert wait_for(lambda: h.worker.stats()["parked"].get("forbidden") == 5)
+    s = h.worker.stats()
+    assert len(pr_server.lookups()) == 1  # one 403, then no uploads while paused
+    assert s["state"] == "forbidden" and s["forbidden_until"] > time.time()
+    assert s["errors"] == {"forbidden": 1}
+    assert wait_for(lambda: len(h.reads) == 5)
+    assert [r.crop.frame_seq for r in h.reads if r.crop] == [0, 1, 2, 3, 4]  # oldest first
+    assert len(pr_server.lookups()) == 6
+    s = h.worker.stats()
+    assert s["state"] == "ok" and s["forbidden_until"] is None and s["outbox"]["depth"] == 0
+    pausing = [r for r in caplog.records if "pausing uploads" in r.getMessage()]
+    assert len(pausing) == 1 and pausing[0].levelno == logging.WARNING
+    assert PR_TOKEN not in caplog.text
+
+
+def test_403_keeps_probing_once_per_period(pr_server: PRServer, harness: Callable[..., Harness]) -> None:
+    pr_server.outage = "403"
+    h = harness(forbidden_backoff_s=0.3).start()
+    for i in range(3):
+        h.worker.submit(make_crop(i))
+    time.sleep(1.0)
+    n = len(pr_server.lookups())
+    assert 3 <= n <= 5  # about one probe per 0.3 s period, never the whole queue
+    assert h.worker.stats()["outbox"]["depth"] == 3 and not h.reads
+
+
+def test_413_reencodes_smaller_and_retries_once(pr_server: PRServer, harness: Callable[..., Harness]) -> None:
+    region = Box(100, 100, 400, 400)
+    crop = make_crop(0, region=region, noise=True)
+    small = shrink_jpeg(crop.jpeg)
+    assert small is not None and len(small) < len(crop.jpeg) // 2
+    pr_server.max_upload_bytes = (len(small) + len(crop.jpeg)) // 2
+    h = harness().start()
+    h.worker.submit(crop)
+    assert wait_for(lambda: len(h.reads) == 1)
+    first, second = pr_server.lookups()
+    assert (first.status, second.status) == (413, 200)
+    assert second.image_size == (150, 150)
+    got, want = h.reads[0].box, Box(130, 175, 370, 325)  # through the smaller JPEG: same frame box
+    assert all(abs(a - b) <= 2 for a, b in zip(got.as_dict().values(), want.as_dict().values(), strict=True))
+    assert h.results[0][0] is crop  # the pipeline gets its own crop back
+    assert h.worker.stats()["errors"] == {"too_large": 1}
+
+
+def test_second_413_drops_the_crop(pr_server: PRServer, harness: Callable[..., Harness]) -> None:
+    pr_server.max_upload_bytes = 100
+    h = harness().start()
+    crop = make_crop(0)
+    h.worker.submit(crop)
+    assert wait_for(lambda: h.worker.stats()["dropped"].get("too_large") == 1)
+    assert pr_server.statuses() == [413, 413]
+    assert h.worker.stats()["outbox"]["depth"] == 0
+    assert h.results == [(crop, [])]  # answered "no read" so the pipeline may send a better frame
+
+
+@pytest.mark.parametrize("outage", ["502", "slow", "drop", "refuse"])
+def test_outage_retries_parks_and_drains_in_order(
+    pr_server: PRServer, harness: Callable[..., Harness], outage: str
+) -> None:
+    pr_server.slow_s = 1.0
+    if outage == "refuse":
+        pr_server.stop_listening()
+    else:
+        pr_server.outage = outage
+    h = harness(retries=2, timeout_read_s=0.3).start()
+    h.worker.submit(make_crop(0))
+    assert wait_for(lambda: h.worker.stats()["parked"].get("unavailable") == 1)
+    tried = len(pr_server.lookups())
+    assert outage == "refuse" or tried == 3  # first try + 2 retries
+    for i in range(1, 4):
+        h.worker.submit(make_crop(i))
+    assert wait_for(lambda: h.worker.stats()["outbox"]["depth"] == 4)
+    s = h.worker.stats()
+    assert s["state"] == "unavailable" and not h.reads
+    assert sum(s["errors"].values()) >= 3
+    if outage == "refuse":
+        pr_server.resume()
+    else:
+        pr_server.outage = None
+    assert wait_for(lambda: len(h.reads) == 4)
+    assert [r.crop.frame_seq for r in h.reads if r.crop] == [0, 1, 2, 3]
+    s = h.worker.stats()
+    assert s["state"] == "ok" and s["outbox"]["depth"] == 0 and s["dropped"] == {}
+
+
+def test_malformed_answer_is_dropped_and_counted(pr_server: PRServer, harness: Callable[..., Harness]) -> None:
+    pr_server.faults.append("malformed")
+    h = harness().start()
+    h.worker.submit(make_crop(0))
+    h.worker.submit(make_crop(1))
+    assert wait_for(lambda: len(h.reads) == 1)
+    s = h.worker.stats()
+    assert s["errors"] == {"bad_response": 1} and s["dropped"] == {"bad_response": 1}
+    assert s["outbox"]["depth"] == 0 and h.reads[0].crop is not None and h.reads[0].crop.frame_seq == 1
+    assert s["last_error"].startswith("bad_response")
+
+
+def test_late_reads_are_marked(pr_server: PRServer, harness: Callable[..., Harness]) -> None:
+    h = harness(max_age=2.0).start()
+    h.worker.submit(make_crop(0, mono_time=time.monotonic() - 10, wall_time=time.time() - 10))
+    h.worker.submit(make_crop(1))
+    assert wait_for(lambda: len(h.reads) == 2)
+    late = {r.crop.frame_seq: r.late for r in h.reads if r.crop}
+    assert late == {0: True, 1: False}
+    assert h.worker.stats()["late_reads"] == 1
+
+
+def test_outbox_from_before_is_drained_at_start(pr_server: PRServer, harness: Callable[..., Harness]) -> None:
+    h = harness()
+    for i in range(3):
+        h.outbox.put(make_crop(i))
+    h.start()
+    assert wait_for(lambda: len(h.reads) == 3)
+    assert all(r.late for r in h.reads) is False  # wall-clock age rebuilt: these are fresh
+    assert h.outbox.depth() == 0
+
+
+def test_submit_never_blocks_and_counts_drops(pr_server: PRServer, harness: Callable[..., Harness]) -> None:
+    h = harness(queue_size=2)  # not started: nothing drains the queue
+    t0 = time.monotonic()
+    assert [h.worker.submit(make_crop(i)) for i in range(4)] == [True, True, False, False]
+    assert time.monotonic() - t0 < 0.1
+    assert h.worker.stats()["dropped"] == {"queue_full": 2}
+
+
+def test_close_parks_what_is_queued(pr_server: PRServer, harness: Callable[..., Harness]) -> None:
+    h = harness()
+    for i in range(3):
+        h.worker.submit(make_crop(i))
+    h.stop.set()
+    h.worker.run()  # returns at once: stop is set; the queue goes to the outbox
+    assert h.outbox.depth() == 3 and not pr_server.lookups()
+    assert h.worker.stats()["parked"] == {"shutdown": 3}
+
+
+def test_close_is_idempotent_and_stops_the_thread(pr_server: PRServer, harness: Callable[..., Harness]) -> None:
+    h = harness().start()
+    h.worker.close()
+    h.worker.close()
+    assert wait_for(lambda: not any(t.name == "reader" and t.is_alive() for t in threading.enumerate()), 2.0)
+    assert not h.worker.submit(make_crop(0))
+
+
+def test_usage_polled_and_quota_warning(
+    pr_server: PRServer, harness: Callable[..., Harness], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    pr_server.total_calls, pr_server.calls = 10, 9
+    h = harness(usage_poll_s=0.2).start()
+    assert wait_for(lambda: h.worker.stats()["usage"] is not None)
+    assert h.worker.stats()["usage"]["calls"] == 9 and h.worker.stats()["usage"]["limit"] == 10
+    assert any("90% of the lookup quota" in r.getMessage() for r in caplog.records)
+    assert wait_for(lambda: sum(r.path == "/v1/statistics/" for r in pr_server.requests) >= 2, 2.0)
+
+
+def test_sdk_usage_from_info(pr_sdk_server: PRServer, tmp_path: Path) -> None:
+    h = Harness(pr_sdk_server, tmp_path, sdk=True, usage_poll_s=60.0).start()
+    try:
+        h.worker.submit(make_crop(0))
+        assert wait_for(lambda: len(h.reads) == 1 and h.worker.stats()["usage"] is not None)
+        assert h.worker.stats()["usage"]["version"] == "1.3.8"
+        assert [r.path for r in pr_sdk_server.requests if r.method == "GET"] == ["/info/"]
+    finally:
+        h.close()
+
+
+def test_callback_errors_do_not_kill_the_thread(pr_server: PRServer, tmp_path: Path) -> None:
+    cfg = reader_cfg(pr_server.url)
+    reader = CloudReader(cfg, token=PR_TOKEN)
+    seen: list[int] = []
+
+    def on_read(read: PlateRead) -> None:
+        seen.append(1)
+        raise RuntimeError("downstream broke")
+
+    worker = ReadWorker(reader, None, cfg, on_read, threading.Event())
+    worker.start()
+    try:
+        worker.submit(make_crop(0))
+        worker.submit(make_crop(1))
+        assert wait_for(lambda: len(seen) == 2)
+    finally:
+        worker.close()
+        reader.close()
