@@ -264,7 +264,7 @@ class AccessRules:
             changed = self._file_stamp() != self._stamp
         except OSError:
             changed = True  # vanished: reload logs it and keeps the current rules
-        if changed or self._reload_wanted:
+        if changed or self._reload_wanted:  # also the first check when load() was not called
             self.reload()
 
     @property

@@ -126,3 +126,9 @@ def test_broken_reload_keeps_rules_and_broken_start_fails(tmp_path: Path):
         AccessRules(RulesConfig(file=str(f))).load()
     with pytest.raises(ConfigError):
         AccessRules(RulesConfig(file=str(tmp_path / "missing.csv"))).load()
+
+
+def test_file_loaded_on_first_check_when_load_was_not_called(tmp_path: Path):
+    f = tmp_path / "rules.csv"
+    f.write_text("AB123CD,,allow\n")
+    assert AccessRules(RulesConfig(file=str(f))).check("AB123CD", "gate").action == "open"
