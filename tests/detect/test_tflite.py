@@ -184,3 +184,15 @@ def test_importing_the_package_loads_no_runtime() -> None:
     code = "import sys, agent.detect; print(sorted(m for m in sys.modules if 'litert' in m or 'tflite_runtime' in m))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_quantised_input_is_quantised_with_the_models_scale() -> None:
+    import dataclasses
+
+    det = TFLiteDetector(tiny_cfg())
+    det.input = dataclasses.replace(det.input, dtype=np.int8, scale=1 / 255, zero_point=-128)
+    rgb = np.array([[[0, 128, 255]]], np.uint8)
+    q = det._to_input_dtype(rgb)
+    assert q.dtype == np.int8 and q.tolist() == [[[-128, 0, 127]]]
+    det.input = dataclasses.replace(det.input, dtype=np.uint8, scale=0.0, zero_point=0)
+    assert det._to_input_dtype(rgb).tolist() == [[[0, 128, 255]]]  # unquantised uint8: raw pixels
