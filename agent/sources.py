@@ -1,0 +1,267 @@
+"""Stage 1, frames: one connection to a camera (RTSP stream, USB/V4L2 device or video file).
+
+A FrameSource opens, returns decoded BGR images one by one and closes. It is owned by a single
+thread (see agent.capture, which adds the latest-frame slot, reconnects and the read watchdog).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Any, Protocol
+from collections.abc import Callable
+
+import cv2
+
+from .config import CameraConfig
+from .errors import SourceError
+from .types import Image
+
+logger = logging.getLogger(__name__)
+
+_FFMPEG_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+_FALLBACK_FPS = 25.0  # pace for a file whose container does not say its rate
+
+
+class EndOfStream(SourceError):
+    """A video file has no more frames and ``loop`` is off: the capture ends, it does not retry."""
+
+
+class FrameSource(Protocol):
+    """One connection to a camera, used by one thread at a time.
+
+    ``open()`` blocks for at most about the open timeout and raises SourceError.
+    ``read()`` blocks until the next frame and returns it, or None for a frame that could not be
+    decoded (the caller counts and skips it); it raises EndOfStream at the end of a file and
+    SourceError when the connection failed (the caller then closes this source and makes a new one).
+    A recorded source may also expose ``frame_interval_s: float``, the pace at which to deliver
+    its frames (0 or absent: as fast as ``read()`` returns).
+    """
+
+    def open(self) -> None: ...
+
+    def read(self) -> Image | None: ...
+
+    def close(self) -> None: ...
+
+
+def source_kind(cfg: CameraConfig) -> str:
+    """``cfg.type``, or for "auto" what the source string looks like: "rtsp", "usb" or "file"."""
+    if cfg.type != "auto":
+        return cfg.type
+    src = cfg.source.strip()
+    if src.isdigit() or src.startswith("/dev/"):
+        return "usb"
+    scheme = src.split("://", 1)[0].lower() if "://" in src else ""
+    if scheme == "file":
+        return "file"
+    if scheme:
+        return "rtsp"  # rtsp, rtsps, http(s), rtmp...: a network stream through FFmpeg
+    return "file"
+
+
+def redact(source: str) -> str:
+    """The source with any ``user:password@`` removed, for logs and error messages."""
+    return re.sub(r"(?<=://)[^/@\s]*@", "***@", source)
+
+
+class _FfmpegOptions:
+    """OpenCV reads FFmpeg options from one process-wide environment variable at open time.
+
+    Opens that need the same options run concurrently; an open that needs different ones waits
+    until the others have finished, so two cameras with different transports never race.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._value: str | None = None
+        self._users = 0
+        self._saved: str | None = None
+
+    def acquire(self, value: str) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._users == 0 or self._value == value)
+            if self._users == 0:
+                self._saved = os.environ.get(_FFMPEG_ENV)
+                os.environ[_FFMPEG_ENV] = value
+                self._value = value
+            self._users += 1
+
+    def release(self) -> None:
+        with self._cond:
+            self._users -= 1
+            if self._users == 0:
+                if self._saved is None:
+                    os.environ.pop(_FFMPEG_ENV, None)
+                else:
+                    os.environ[_FFMPEG_ENV] = self._saved
+                self._value = None
+                self._cond.notify_all()
+
+
+_FFMPEG_OPTIONS = _FfmpegOptions()
+
+
+def _ffmpeg_options(transport: str, inherited: str | None) -> str:
+    """Options from the environment (an operator's override), with our RTSP transport."""
+    pairs = [p for p in (inherited or "").split("|") if p and not p.startswith("rtsp_transport;")]
+    return "|".join([*pairs, f"rtsp_transport;{transport}"])
+
+
+class OpenCVSource:
+    """A FrameSource over cv2.VideoCapture: RTSP via FFmpeg, USB via V4L2, files via FFmpeg.
+
+    ``opener`` stands in for cv2.VideoCapture in tests.
+    """
+
+    def __init__(self, cfg: CameraConfig, *, opener: Callable[..., Any] | None = None) -> None:
+        self.cfg = cfg
+        self.kind = source_kind(cfg)
+        self.name = redact(cfg.source)
+        self.frame_interval_s = 0.0
+        self.loops = 0  # times a looping file started again
+        self._opener = opener if opener is not None else cv2.VideoCapture
+        self._cap: Any = None
+
+    def open(self) -> None:
+        if self._cap is not None:
+            return
+        opener = {"rtsp": self._open_stream, "usb": self._open_usb, "file": self._open_file}
+        try:
+            cap = opener[self.kind]()
+            opened = bool(cap.isOpened())
+        except cv2.error as err:
+            raise SourceError(f"{self.kind} source {self.name}: rejected by the video backend") from err
+        if not opened:
+            _release(cap)
+            raise SourceError(self._open_failure())
+        self._cap = cap
+        if self.kind == "usb":
+            self._apply_usb_settings(cap)
+        if self.kind == "file" and self.cfg.realtime:
+            fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+            self.frame_interval_s = 1.0 / (fps if 1.0 <= fps <= 240.0 else _FALLBACK_FPS)
+
+    def read(self) -> Image | None:
+        if self._cap is None:
+            raise SourceError(f"{self.kind} source {self.name}: read before open")
+        ok, image = self._read_once()
+        if ok:
+            return image
+        if self.kind != "file":
+            raise SourceError(f"{self.kind} source {self.name}: stopped delivering frames")
+        if not self.cfg.loop:
+            raise EndOfStream(f"file {self.name}: end of file")
+        self.close()  # reopening is the one way back to frame 0 that every container supports
+        self.open()
+        self.loops += 1
+        ok, image = self._read_once()
+        if not ok:
+            raise SourceError(f"file {self.name}: no readable frames")
+        return image
+
+    def close(self) -> None:
+        cap, self._cap = self._cap, None
+        if cap is not None:
+            _release(cap)
+
+    # ------------------------------------------------------------ per kind
+
+    def _read_once(self) -> tuple[bool, Image | None]:
+        try:
+            ok, image = self._cap.read()
+        except cv2.error as err:
+            raise SourceError(f"{self.kind} source {self.name}: decoding failed") from err
+        return bool(ok), image
+
+    def _open_stream(self) -> Any:
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.cfg.open_timeout_s * 1000),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.cfg.read_timeout_s * 1000),
+        ]  # fmt: skip
+        if not self.cfg.source.lower().startswith(("rtsp://", "rtsps://")):
+            return self._opener(self.cfg.source, cv2.CAP_FFMPEG, params)
+        value = _ffmpeg_options(self.cfg.rtsp_transport, os.environ.get(_FFMPEG_ENV))
+        _FFMPEG_OPTIONS.acquire(value)
+        try:
+            return self._opener(self.cfg.source, cv2.CAP_FFMPEG, params)
+        finally:
+            _FFMPEG_OPTIONS.release()
+
+    def _open_usb(self) -> Any:
+        src = self.cfg.source.strip()
+        device: int | str = int(src) if src.isdigit() else src
+        return self._opener(device, cv2.CAP_V4L2)
+
+    def _apply_usb_settings(self, cap: Any) -> None:
+        """Ask the driver for the configured format (fourcc first: it limits sizes and rates)."""
+        cfg = self.cfg
+        wanted: list[tuple[str, int, float]] = []
+        if cfg.fourcc:
+            wanted.append(("fourcc", cv2.CAP_PROP_FOURCC, float(cv2.VideoWriter.fourcc(*cfg.fourcc))))
+        if cfg.width:
+            wanted.append(("width", cv2.CAP_PROP_FRAME_WIDTH, float(cfg.width)))
+        if cfg.height:
+            wanted.append(("height", cv2.CAP_PROP_FRAME_HEIGHT, float(cfg.height)))
+        if cfg.fps:
+            wanted.append(("fps", cv2.CAP_PROP_FPS, float(cfg.fps)))
+        for key, prop, value in wanted:
+            try:
+                cap.set(prop, value)
+                got = float(cap.get(prop))
+            except cv2.error:
+                got = math.nan
+            if not math.isclose(got, value, rel_tol=0.01):
+                logger.warning(
+                    "camera=%s source=%s setting=%s wanted=%g got=%g: the device chose its own",
+                    cfg.id,
+                    self.name,
+                    key,
+                    value,
+                    got,
+                )
+
+    def _open_file(self) -> Any:
+        path = self.cfg.source[len("file://") :] if self.cfg.source.startswith("file://") else self.cfg.source
+        if not Path(path).is_file():
+            raise SourceError(f"file {self.name}: not found")
+        return self._opener(path, cv2.CAP_FFMPEG)
+
+    def _open_failure(self) -> str:
+        if self.kind == "rtsp":
+            return (
+                f"stream {self.name}: cannot open (no answer within {self.cfg.open_timeout_s:g} s,"
+                " refused, wrong path or credentials, or not a video stream)"
+            )
+        if self.kind == "usb":
+            return (
+                f"camera {self.name}: cannot open (no such device, busy, or no permission:"
+                " is the service user in the 'video' group?)"
+            )
+        return f"file {self.name}: cannot open (unreadable or not a supported video)"
+
+
+def _release(cap: Any) -> None:
+    try:
+        cap.release()
+    except cv2.error:
+        logger.debug("release failed", exc_info=True)
+
+
+SOURCES: dict[str, Callable[[CameraConfig], FrameSource]] = {
+    "rtsp": OpenCVSource,
+    "usb": OpenCVSource,
+    "file": OpenCVSource,
+}
+
+
+def make_source(cfg: CameraConfig) -> FrameSource:
+    """The backend for a camera's (inferred) kind; the capture calls this once per connection."""
+    return SOURCES[source_kind(cfg)](cfg)
+
+
+__all__ = ["SOURCES", "EndOfStream", "FrameSource", "OpenCVSource", "make_source", "redact", "source_kind"]
