@@ -123,6 +123,7 @@ class PRServer:
         self._history: collections.deque[float] = collections.deque()
         self._httpd: ThreadingHTTPServer | None = None
         self._closing = threading.Event()
+        self._conns: set[socket.socket] = set()  # open keep-alive connections, cut by stop_listening
 
     # ------------------------------------------------------------ lifecycle
 
@@ -144,11 +145,18 @@ class PRServer:
         return self
 
     def stop_listening(self) -> None:
-        """Connection refused from now on (the port is kept for ``resume``)."""
+        """Connection refused from now on (the port is kept for ``resume``); open connections are cut."""
         httpd, self._httpd = self._httpd, None
         if httpd is not None:
             httpd.shutdown()
             httpd.server_close()
+        with self._lock:
+            conns, self._conns = list(self._conns), set()
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def resume(self) -> None:
         if self._httpd is None:
@@ -268,6 +276,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (quiet)
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server_ref._lock:
+            self.server_ref._conns.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server_ref._lock:
+            self.server_ref._conns.discard(self.connection)
+        try:
+            super().finish()
+        except OSError:
+            pass
 
     def _send(self, rec: Recorded, status: int, body: bytes | dict[str, Any], ctype: str = "application/json") -> None:
         if isinstance(body, dict):

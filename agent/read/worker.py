@@ -95,7 +95,6 @@ class ReadWorker:
         self._wall = wall
         self._rand = rand
         self._q: queue.Queue[PlateCrop] = queue.Queue(maxsize=cfg.queue_size)
-        self._pending: collections.deque[PlateCrop] = collections.deque()
         self._bucket = TokenBucket(cfg.rate_per_s, clock)
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None  # the one running run(), ours or the service's
@@ -149,7 +148,7 @@ class ReadWorker:
             return {
                 "state": self._paused or "ok",
                 "submitted": self._c["submitted"],
-                "queued": self._q.qsize() + len(self._pending),
+                "queued": self._q.qsize(),
                 "uploads": self._c["uploads"],
                 "crops_read": self._c["crops_read"],
                 "reads": self._c["reads"],
@@ -169,13 +168,23 @@ class ReadWorker:
                 "usage": self._usage,
             }
 
-    def close(self, timeout_s: float | None = None) -> None:
-        """Stop the thread (parking what is queued); idempotent. The caller closes reader and outbox."""
+    def close(self, timeout_s: float = 3.0) -> None:
+        """Stop the thread and park what is queued; idempotent. The caller closes reader and outbox.
+
+        Waits up to ``timeout_s`` for an upload in flight; after that the queue is parked from here
+        and only the crop of that upload can be lost (it is re-sent if it was taken from the outbox).
+        """
         self._halt.set()
         t = self._thread
-        if t is not None and t is not threading.current_thread():
-            # an upload in flight finishes (or times out) first; then the queue is parked
-            self._done.wait(timeout_s if timeout_s is not None else self.cfg.timeout_read_s + 5.0)
+        if t is None or t is threading.current_thread() or self._done.wait(timeout_s):
+            if t is None:
+                self._park_queue("shutdown")
+            return
+        logger.warning("reader: an upload is still in flight at shutdown; parking the queue")
+        try:
+            self._park_queue("shutdown")
+        except ReaderError as err:
+            logger.error("reader: could not park queued crops at shutdown: %s", err)
 
     # ------------------------------------------------------------ reader thread
 
@@ -209,63 +218,61 @@ class ReadWorker:
         except Exception:
             logger.exception("reader thread failed")
         finally:
-            self._park_all()
+            try:
+                self._park_queue("shutdown")
+            except Exception:
+                logger.exception("reader: could not park queued crops at shutdown")
             self._done.set()
 
     def _step(self) -> None:
-        self._pull(0.0)
         self._poll_usage()
         now = self._clock()
         if self._paused:
-            self._park_pending(self._paused)
+            self._park_queue(self._paused)
             if now < self._resume_at:
-                self._pull(min(POLL_S, self._resume_at - now))
+                self._halt.wait(min(POLL_S, self._resume_at - now))
                 return
             head = self._outbox.peek() if self._outbox is not None else None
+            crop = None if head is not None else self._next_fresh(POLL_S)
             if head is not None:
-                self._process(head[1], head[0])
-            elif self._pending:
-                self._process(self._pending.popleft(), None)
-            else:
-                self._pull(POLL_S)
+                self._process(head[1], head[0])  # the probe: does the service answer again?
+            elif crop is not None:
+                self._process(crop, None)
             return
-        if self._pending:
-            self._process(self._pending.popleft(), None)
+        crop = self._next_fresh(0.0)
+        if crop is not None:  # fresh crops first: they can still open the gate
+            self._process(crop, None)
             return
         head = self._outbox.peek() if self._outbox is not None else None
         if head is not None:
             self._process(head[1], head[0])
             return
-        self._pull(POLL_S * 2)
+        crop = self._next_fresh(POLL_S * 2)
+        if crop is not None:
+            self._process(crop, None)
 
-    def _pull(self, block_s: float) -> None:
-        """Move queued crops to ``pending``; park the stale and the overflow."""
-        try:
-            self._pending.append(self._q.get(timeout=block_s) if block_s > 0 else self._q.get_nowait())
-            while True:
-                self._pending.append(self._q.get_nowait())
-        except queue.Empty:
-            pass
-        while self._pending:
-            if len(self._pending) > self.cfg.queue_size:
-                self._park(self._pending.popleft(), None, "overflow")
-            elif self._outbox is not None and self._is_late(self._pending[0]):
-                self._park(self._pending.popleft(), None, "stale")  # late anyway: fresh ones first
-            else:
-                break
+    def _next_fresh(self, block_s: float) -> PlateCrop | None:
+        """The next queued crop still young enough to decide on; older ones go to the outbox."""
+        while True:
+            try:
+                crop = self._q.get(timeout=block_s) if block_s > 0 else self._q.get_nowait()
+            except queue.Empty:
+                return None
+            if self._outbox is None or not self._is_late(crop):
+                return crop
+            self._park(crop, None, "stale")  # read after the fresh ones, from the outbox
+            block_s = 0.0
 
-    def _park_pending(self, reason: str) -> None:
+    def _park_queue(self, reason: str) -> None:
+        """Everything queued into the outbox (any thread); without one, the queue's bound applies."""
         if self._outbox is None:
-            return  # nowhere to keep them: _pull bounds pending, the next probe reads them late
-        while self._pending:
-            self._park(self._pending.popleft(), None, reason)
-
-    def _park_all(self) -> None:
-        try:
-            self._pull(0.0)
-            self._park_pending("shutdown")
-        except Exception:
-            logger.exception("reader: could not park queued crops at shutdown")
+            return
+        while True:
+            try:
+                crop = self._q.get_nowait()
+            except queue.Empty:
+                return
+            self._park(crop, None, reason)
 
     def _is_late(self, crop: PlateCrop) -> bool:
         return self._clock() - crop.mono_time > self._max_age

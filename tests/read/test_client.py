@@ -162,11 +162,14 @@ def test_wrong_token_is_forbidden_and_not_echoed(pr_server: PRServer) -> None:
     assert pr_server.lookups()[0].status == 403
 
 
-def test_connection_refused(pr_server: PRServer) -> None:
+def test_connection_refused_even_with_a_kept_alive_connection(pr_server: PRServer) -> None:
     reader = cloud(pr_server)
+    assert reader.read(make_crop())
     pr_server.stop_listening()
     with pytest.raises(ConnectionFailed):
         reader.read(make_crop())
+    pr_server.resume()
+    assert reader.read(make_crop())  # the same session recovers
 
 
 def test_cloud_needs_a_token() -> None:

@@ -190,15 +190,19 @@ def test_outage_retries_parks_and_drains_in_order(
     pr_server: PRServer, harness: Callable[..., Harness], outage: str
 ) -> None:
     pr_server.slow_s = 1.0
+    h = harness(retries=2, timeout_read_s=0.3).start()
+    h.worker.submit(make_crop(100))  # a kept-alive connection exists when the outage starts
+    assert wait_for(lambda: len(h.reads) == 1)
+    h.reads.clear()
     if outage == "refuse":
         pr_server.stop_listening()
     else:
         pr_server.outage = outage
-    h = harness(retries=2, timeout_read_s=0.3).start()
+    before = len(pr_server.lookups())
     h.worker.submit(make_crop(0))
     assert wait_for(lambda: h.worker.stats()["parked"].get("unavailable") == 1)
-    tried = len(pr_server.lookups())
-    assert outage == "refuse" or tried == 3  # first try + 2 retries
+    tried = len(pr_server.lookups()) - before
+    assert tried == (0 if outage == "refuse" else 3)  # first try + 2 retries
     for i in range(1, 4):
         h.worker.submit(make_crop(i))
     assert wait_for(lambda: h.worker.stats()["outbox"]["depth"] == 4)
@@ -314,3 +318,16 @@ def test_callback_errors_do_not_kill_the_thread(pr_server: PRServer, tmp_path: P
     finally:
         worker.close()
         reader.close()
+
+
+def test_close_does_not_wait_for_a_slow_upload(pr_server: PRServer, harness: Callable[..., Harness]) -> None:
+    pr_server.outage, pr_server.slow_s = "slow", 3.0
+    h = harness(timeout_read_s=5.0).start()
+    h.worker.submit(make_crop(0))
+    assert wait_for(lambda: len(pr_server.lookups()) == 1)
+    for i in range(1, 4):
+        h.worker.submit(make_crop(i))
+    t0 = time.monotonic()
+    h.worker.close(timeout_s=0.3)
+    assert time.monotonic() - t0 < 1.0
+    assert h.outbox.depth() == 3  # the queue is safe; only the crop in flight is at risk
