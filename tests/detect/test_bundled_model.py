@@ -50,9 +50,9 @@ def test_empty_frames_yield_nothing(detector: TFLiteDetector) -> None:
     assert detector.detect(car_without_plate) == []
 
 
-def test_roi_finds_a_distant_plate_the_full_frame_misses(detector: TFLiteDetector) -> None:
-    img, plate = car_scene(1920, 1080, 70)  # 70 px in 1920: 19 px at the 512 px input
+def test_roi_finds_a_plate_the_full_4k_frame_is_too_coarse_for(detector: TFLiteDetector) -> None:
+    img, plate = car_scene(3840, 2160, 110)  # 110 px in 3840: 15 px at the 512 px input
     assert detector.detect(img) == []
-    motion = Box(plate.x1 - 3 * 70, plate.y1 - 2 * 70, plate.x2 + 3 * 70, plate.y2 + 70)
+    motion = Box(plate.x1 - 3 * 110, plate.y1 - 2 * 110, plate.x2 + 3 * 110, plate.y2 + 110)
     found = detector.detect(img, roi=motion)
     assert len(found) == 1 and found[0].box.iou(plate) > 0.7

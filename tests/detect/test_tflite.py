@@ -71,11 +71,12 @@ def test_grey_frames_are_accepted() -> None:
 
 def test_roi_finds_what_the_full_frame_is_too_coarse_for() -> None:
     det = TFLiteDetector(tiny_cfg())
-    plate = Box(600, 400, 608, 408)  # 8 px in a 1024 px frame: half a pixel at full-frame scale
+    plate = Box(608, 408, 624, 424)  # 16 px in a 1024 px frame: 1 px at the whole-frame scale
     img = frame_with_square(1024, 1024, plate)
     assert det.detect(img) == []
-    # a 32 px motion region -> padded, grown to the 64 px input at 1:1, so the plate fills a cell
-    found = det.detect(img, roi=Box(600, 400, 632, 432))
+    # a 32 px motion region -> grown to 128 px (ROI_SCALE_MAX 0.5 of the 64 px input): the plate
+    # becomes 8 px, exactly one cell
+    found = det.detect(img, roi=Box(592, 392, 624, 424))
     assert [d.box for d in found] == [plate]
 
 
@@ -84,9 +85,11 @@ def test_region_for_rules() -> None:
     assert det.region_for(1000, 1000, None) is None
     assert det.region_for(1000, 1000, Box(0, 0, 600, 600)) is None  # 36% of the frame: too big
     region = det.region_for(1000, 1000, Box(100, 100, 300, 200))
-    assert region == Box(80, 90, 320, 210)  # padded by 10% of its size on every side
-    edge = det.region_for(1000, 1000, Box(-50, 980, 10, 1100))  # clipped, then grown to 64x64
-    assert edge is not None and edge.x1 == 0 and edge.y2 == 1000 and edge.width == 64 and edge.height == 64
+    # padded by 10% of its size on every side (240 x 120), then grown to 128 px high: scale <= 0.5
+    assert region == Box(80, 86, 320, 214)
+    edge = det.region_for(1000, 1000, Box(-50, 980, 10, 1100))  # clipped to the frame, then grown
+    assert edge == Box(0, 872, 128, 1000)
+    assert det.region_for(100, 100, Box(10, 10, 20, 20)) is None  # grown to the whole frame: no gain
     assert TFLiteDetector(tiny_cfg(roi=False)).region_for(1000, 1000, Box(100, 100, 300, 200)) is None
 
 
