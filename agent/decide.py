@@ -39,6 +39,7 @@ class _Pass:
     sent_plate: str = ""
     sent_action: str = ""
     sent_score: float = 0.0
+    track_id: int = 0  # detector-only: the pipeline's pass of the plate
 
     def voted(self) -> str:
         return max(self.votes.items(), key=lambda kv: kv[1])[0] if self.votes else ""
@@ -142,7 +143,9 @@ class Decider:
             if p.text != has_text or abs(read.mono_time - p.last_seen) > window:
                 continue
             if not has_text:
-                if _near(p.box, read.box, self._cfg.pass_box_grow):
+                track = read.crop.track_id if read.crop is not None else 0
+                same = track == p.track_id if track and p.track_id else _near(p.box, read.box, self._cfg.pass_box_grow)
+                if same:
                     return p
                 continue
             d = self._similar(p, read)
@@ -186,6 +189,7 @@ class Decider:
 
     def _start(self, read: PlateRead, has_text: bool) -> _Pass:
         p = _Pass(uuid.uuid4().hex[:16], read.camera_id, has_text, read.mono_time, read.mono_time, read.box)
+        p.track_id = read.crop.track_id if read.crop is not None else 0
         self._active.setdefault(read.camera_id, []).append(p)
         self._counts["passes"] += 1
         return p

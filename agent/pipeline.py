@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from .config import CameraConfig
 from .motion import MotionGate, point_allowed
@@ -40,6 +40,8 @@ class Cropper(Protocol):
 
 class Decider(Protocol):
     def observe(self, read: PlateRead) -> list[Decision]: ...
+
+    def expire(self, everything: bool = False) -> list[Decision]: ...
 
 
 class Sink(Protocol):
@@ -123,7 +125,8 @@ class CameraPipeline:
             if crop is None:
                 continue
             self.counters["crops"] += 1
-            if not self.tracks.offer(crop, now):
+            crop = self.tracks.offer(crop, now)  # type: ignore[assignment]
+            if crop is None:
                 continue
             if self.submit(crop):
                 self.counters["uploads"] += 1
@@ -205,21 +208,29 @@ class Dispatcher:
     def handle(self, read: PlateRead) -> list[Decision]:
         with self._lock:
             self.counters["reads"] += 1
-            try:
-                decisions = self.decider.observe(read)
-            except Exception:
-                self.counters["errors"] += 1
-                logger.exception("decision failed camera=%s", read.camera_id)
-                return []
-            for decision in decisions:
-                self.counters["events"] += 1
-                for sink in self.sinks:
-                    try:
-                        sink.send(decision)
-                    except Exception:  # one broken sink must not starve the others
-                        self.counters["sink_errors"] += 1
-                        logger.exception("sink failed sink=%s", type(sink).__name__)
-            return decisions
+            return self._decide(self.decider.observe, read)
+
+    def tick(self, everything: bool = False) -> list[Decision]:
+        """End passes that went quiet (about once a second; ``everything`` at shutdown)."""
+        with self._lock:
+            return self._decide(self.decider.expire, everything)
+
+    def _decide(self, step: Callable[[Any], list[Decision]], arg: Any) -> list[Decision]:
+        try:
+            decisions = step(arg)
+        except Exception:
+            self.counters["errors"] += 1
+            logger.exception("decision failed")
+            return []
+        for decision in decisions:
+            self.counters["events"] += 1
+            for sink in self.sinks:
+                try:
+                    sink.send(decision)
+                except Exception:  # one broken sink must not starve the others
+                    self.counters["sink_errors"] += 1
+                    logger.exception("sink failed sink=%s", type(sink).__name__)
+        return decisions
 
     def stats(self) -> dict[str, object]:
         return dict(self.counters)

@@ -19,7 +19,8 @@ from .types import PlateCrop, PlateRead
 
 logger = logging.getLogger(__name__)
 
-SHUTDOWN_JOIN_S = 3.0  # per thread; the whole shutdown stays well inside systemd's 5 s budget
+SHUTDOWN_JOIN_S = 3.0  # all threads together; the shutdown stays inside 5 s
+READER_CLOSE_S = 1.0  # an upload still in flight is kept in the outbox and read after a restart
 
 
 class Service:
@@ -33,12 +34,16 @@ class Service:
         notifier: Notifier | None = None,
         stop: threading.Event | None = None,
         stop_when_sources_end: bool = False,
+        relay_kw: dict[str, Any] | None = None,
     ) -> None:
         self.cfg = cfg
         self.stop_event = stop or threading.Event()
         self.notifier = notifier or Notifier()
         self.extra_sinks = list(extra_sinks)
         self.stop_when_sources_end = stop_when_sources_end
+        self.relay_kw = relay_kw or {}  # tests: pin_factory=MockFactory()
+        self.sinks: list[Any] = []
+        self.decider: Any = None
         self.captures: dict[str, Any] = {}
         self.pipelines: dict[str, CameraPipeline] = {}
         self.threads: list[threading.Thread] = []
@@ -71,14 +76,20 @@ class Service:
 
         cfg = self.cfg
         self.rules = rules.AccessRules(cfg.rules)
+        self.rules.load()  # a broken rules file stops the start, not the first car
         decider = decide.Decider(cfg.rules, self.rules)
-        sinks = build_sinks(cfg, state_dir(cfg.storage), open_gate=self._open_gate)
+        sinks = build_sinks(cfg, state_dir(cfg.storage), open_gate=self._open_gate, **self.relay_kw)
         for sink in sinks:
             self.closers.append((type(sink).__name__, sink.close))
+        self.sinks = sinks
+        self.decider = decider
         self.relay = next((s for s in sinks if getattr(s, "is_relay", False)), None)
         self.dispatcher = Dispatcher(
             decider, [*sinks, *self.extra_sinks], self._answered, min_score=cfg.rules.min_score
         )
+        dispatcher = self.dispatcher
+        # closed after the reader and before the sinks: passes still open get their event
+        self.closers.append(("open-passes", lambda: dispatcher.tick(everything=True)))
         submit_for = self._build_reader()
         for cam in cfg.cameras:
             frames = capture.Capture(cam, self.stop_event)
@@ -91,12 +102,12 @@ class Service:
                 frames,
                 MotionGate(cam.motion, cam.zones),
                 detector,
-                crop.Cropper(cam.crop),
+                crop.Cropper(cam.crop, cam.detector.min_plate_width_px),
                 submit_for,
                 self.stop_event,
             )
             self.pipelines[cam.id] = pipe
-            self.threads.append(threading.Thread(target=pipe.run, name=f"pipeline-{cam.id}"))
+            self.threads.append(threading.Thread(target=pipe.run, name=f"pipeline-{cam.id}", daemon=True))
 
     def _build_reader(self) -> Callable[[PlateCrop], bool]:
         """The reader worker when one is configured; else detections become text-less reads."""
@@ -106,9 +117,11 @@ class Service:
         from .read.outbox import Outbox
         from .read.worker import ReadWorker
 
-        reader = READERS[self.cfg.reader.type](self.cfg.reader)
+        per_camera = {cam.id: cam.reader for cam in self.cfg.cameras}
+        reader = READERS[self.cfg.reader.type](self.cfg.reader, cameras=per_camera)
         self.closers.append(("reader-client", reader.close))
-        outbox = Outbox(state_dir(self.cfg.storage) / "reader-outbox.sqlite3", self.cfg.storage)
+        outbox = Outbox.from_config(self.cfg.storage)
+        outbox.open()  # fail fast on an unwritable state directory
         self.closers.append(("reader-outbox", outbox.close))
         assert self.dispatcher is not None
         self.reader = ReadWorker(
@@ -119,8 +132,9 @@ class Service:
             stop=self.stop_event,
             max_decision_age_s=self.cfg.rules.max_decision_age_s,
         )
-        self.closers.append(("reader", self.reader.close))
-        self.threads.append(threading.Thread(target=self.reader.run, name="reader"))
+        self.closers.append(("reader", lambda: self.reader.close(timeout_s=READER_CLOSE_S)))
+        # daemon: an upload stuck in a slow server must not hold the process at exit
+        self.threads.append(threading.Thread(target=self.reader.run, name="reader", daemon=True))
         return self.reader.submit  # type: ignore[no-any-return]
 
     def _detected_only(self, crop: PlateCrop) -> bool:
@@ -161,6 +175,8 @@ class Service:
             if self._reload.is_set():
                 self._reload.clear()
                 self._do_reload()
+            if self.dispatcher is not None:
+                self.dispatcher.tick()
             if self.healthy():
                 self.notifier.watchdog()
             if time.monotonic() - last_status >= 10.0:
@@ -223,6 +239,9 @@ class Service:
             },
             "reader": self.reader.stats() if self.reader else None,
             "dispatch": self.dispatcher.stats() if self.dispatcher else {},
+            "decide": self.decider.stats() if self.decider else {},
+            "rules": self.rules.stats() if self.rules else {},
+            "sinks": {type(s).__name__: s.stats() for s in self.sinks},
         }
 
     # ------------------------------------------------------------ stopping

@@ -7,6 +7,7 @@ better crop has been seen since; never more than ``max_uploads_per_pass``.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
 
@@ -42,10 +43,10 @@ class PlateTracks:
         self.cfg = cfg
         self.tracks: list[Track] = []
         self._ids = itertools.count(1)
-        self._by_crop: dict[int, Track] = {}  # id(crop) of uploads in flight -> track
+        self._in_flight: dict[tuple[int, int], Track] = {}  # (track id, frame seq) -> track
 
-    def offer(self, crop: PlateCrop, now: float) -> bool:
-        """Record a detection's crop; True when it should be uploaded now."""
+    def offer(self, crop: PlateCrop, now: float) -> PlateCrop | None:
+        """Record a detection's crop; returns it tagged with its pass when it should be uploaded."""
         track = self._match(crop.detection.box)
         if track is None:
             track = Track(next(self._ids), crop.detection.box, now)
@@ -53,18 +54,18 @@ class PlateTracks:
         track.box = crop.detection.box
         track.last_seen = now
         if track.done or track.in_flight or track.uploads >= self.cfg.max_uploads_per_pass:
-            return False
+            return None
         if track.uploads and crop.quality < track.best_uploaded * self.cfg.min_quality_gain:
-            return False
+            return None
         track.uploads += 1
         track.in_flight += 1
         track.best_uploaded = max(track.best_uploaded, crop.quality)
-        self._by_crop[id(crop)] = track
-        return True
+        self._in_flight[(track.id, crop.frame_seq)] = track
+        return dataclasses.replace(crop, track_id=track.id)
 
     def answered(self, crop: PlateCrop, confident: bool) -> None:
         """The read of an uploaded crop came back (or failed for good)."""
-        track = self._by_crop.pop(id(crop), None)
+        track = self._in_flight.pop((crop.track_id, crop.frame_seq), None)
         if track is None:
             return
         track.in_flight = max(0, track.in_flight - 1)
@@ -75,7 +76,7 @@ class PlateTracks:
         gone = [t for t in self.tracks if now - t.last_seen > self.cfg.pass_gap_s]
         if gone:
             self.tracks = [t for t in self.tracks if t not in gone]
-            self._by_crop = {k: t for k, t in self._by_crop.items() if t not in gone}
+            self._in_flight = {k: t for k, t in self._in_flight.items() if t not in gone}
 
     def _match(self, box: Box) -> Track | None:
         near = [t for t in self.tracks if _near(t.box, box)]

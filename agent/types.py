@@ -88,6 +88,7 @@ class PlateCrop:
     jpeg: bytes
     sharpness: float
     quality: float  # ranking score: higher is a better frame of the same pass
+    track_id: int = 0  # the camera's vehicle pass this crop belongs to (0 = unknown)
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,12 +106,13 @@ def test_unsure_answer_allows_one_better_upload_then_stops():
     tracks = PlateTracks(CropConfig(max_uploads_per_pass=2, min_quality_gain=1.25))
     box = Box(100, 100, 200, 130)
     first = crop_of(box, 1.0)
-    assert tracks.offer(first, 0.0)
+    first = tracks.offer(first, 0.0)
+    assert first is not None
     assert not tracks.offer(crop_of(box, 5.0), 0.1)  # in flight
     tracks.answered(first, confident=False)
     assert not tracks.offer(crop_of(box.offset(5, 0), 1.1), 0.2)  # not better enough
-    second = crop_of(box.offset(10, 0), 2.0)
-    assert tracks.offer(second, 0.3)
+    second = tracks.offer(crop_of(box.offset(10, 0), 2.0), 0.3)
+    assert second is not None and second.track_id == first.track_id
     tracks.answered(second, confident=False)
     assert not tracks.offer(crop_of(box, 9.0), 0.4)  # max_uploads_per_pass reached
 
@@ -119,18 +120,20 @@ def test_unsure_answer_allows_one_better_upload_then_stops():
 def test_confident_answer_ends_uploads_and_a_new_pass_starts_after_the_gap():
     tracks = PlateTracks(CropConfig(pass_gap_s=2.0))
     box = Box(100, 100, 200, 130)
-    c = crop_of(box)
-    assert tracks.offer(c, 0.0)
+    c = tracks.offer(crop_of(box), 0.0)
+    assert c is not None
     tracks.answered(c, confident=True)
     assert not tracks.offer(crop_of(box, 10.0), 1.0)
     tracks.expire(3.5)
-    assert tracks.offer(crop_of(box), 3.6)  # the car came back: a new pass
+    again = tracks.offer(crop_of(box), 3.6)  # the car came back: a new pass
+    assert again is not None and again.track_id != c.track_id
 
 
 def test_two_plates_far_apart_are_two_passes():
     tracks = PlateTracks(CropConfig())
-    assert tracks.offer(crop_of(Box(100, 100, 200, 130)), 0.0)
-    assert tracks.offer(crop_of(Box(500, 300, 600, 330)), 0.0)
+    a = tracks.offer(crop_of(Box(100, 100, 200, 130)), 0.0)
+    b = tracks.offer(crop_of(Box(500, 300, 600, 330)), 0.0)
+    assert a is not None and b is not None and a.track_id != b.track_id
     assert len(tracks.tracks) == 2
 
 
@@ -147,6 +150,9 @@ class RecordingSink:
 class OneEventDecider:
     def observe(self, read):
         return [Decision("e1", "p1", "new", read.camera_id, read.plate, read, "open", "", "", False, 0.0)]
+
+    def expire(self, everything=False):
+        return []
 
 
 def test_dispatcher_serves_sinks_in_order_and_survives_a_broken_one():
