@@ -208,15 +208,19 @@ class ReadWorker:
         elif self._thread is not threading.current_thread():
             raise RuntimeError("ReadWorker.run: already running on another thread")
         try:
-            if self._outbox is not None:
-                self._outbox.open()
-                depth = self._outbox.depth()
-                if depth:
-                    logger.info("reader: outbox holds %d crops from before; draining", depth)
+            depth = self._outbox.depth() if self._outbox is not None else 0
+            if depth:
+                logger.info("reader: outbox holds %d crops from before; draining", depth)
             while not self._halted():
-                self._step()
-        except Exception:
-            logger.exception("reader thread failed")
+                try:
+                    self._step()
+                except Exception:  # the thread's one catch-all: log, count, carry on
+                    logger.exception("reader: step failed")
+                    with self._lock:
+                        self._errors["internal"] += 1
+                    self._halt.wait(1.0)
+        except ReaderError as err:  # the outbox could not be opened: the service checks it at start
+            logger.error("reader: %s; reading stops", err)
         finally:
             try:
                 self._park_queue("shutdown")

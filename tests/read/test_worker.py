@@ -331,3 +331,20 @@ def test_close_does_not_wait_for_a_slow_upload(pr_server: PRServer, harness: Cal
     h.worker.close(timeout_s=0.3)
     assert time.monotonic() - t0 < 1.0
     assert h.outbox.depth() == 3  # the queue is safe; only the crop in flight is at risk
+
+
+def test_thread_survives_an_internal_error(pr_server: PRServer, harness: Callable[..., Harness]) -> None:
+    h = harness()
+    real_peek, calls = h.outbox.peek, [0]
+
+    def flaky_peek() -> Any:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise RuntimeError("disk hiccup")
+        return real_peek()
+
+    h.outbox.peek = flaky_peek  # type: ignore[method-assign]
+    h.start()
+    assert wait_for(lambda: h.worker.stats()["errors"].get("internal") == 1)
+    h.worker.submit(make_crop(0))
+    assert wait_for(lambda: len(h.reads) == 1, 3.0)
