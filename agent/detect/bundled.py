@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from ..config import DetectorConfig
 
 # file name of the default model; built by models/build_model.py, documented in models/README.md
-BUNDLED_MODEL = "plate_yolov8n_512_drq.tflite"
+BUNDLED_MODEL = "plate_yolov8n_512x384_drq.tflite"
 
 
 def bundled_model_path(name: str = BUNDLED_MODEL) -> Path:

@@ -42,6 +42,9 @@ ROI_PAD_FRACTION = 0.1  # widen the motion region so a plate on its edge is not 
 # scale 0.13) the region still gets ~4x the pixels.
 ROI_SCALE_MAX = 0.5
 PAD_VALUE = 114  # letterbox grey, as the YOLO models were trained with
+# A box covering most of the image is the model reading the letterbox bands around a featureless
+# frame as one huge plate (seen on uniform grey frames); a real plate cannot, even in a close-up.
+MAX_PLATE_AREA_FRACTION = 0.6
 
 
 def load_interpreter_class() -> Any:
@@ -217,6 +220,8 @@ class TFLiteDetector:
         for (x1, y1, x2, y2), score, cls in zip(boxes, raw.scores, raw.classes):
             box = Box(int(round(x1)), int(round(y1)), int(round(x2)), int(round(y2)))
             if box.width < self.cfg.min_plate_width_px or box.height <= 0:
+                continue
+            if box.area > MAX_PLATE_AREA_FRACTION * geom.src_w * geom.src_h:
                 continue
             label = "plate" if labels_single else f"class{int(cls)}"
             found.append(Detection(box, float(score), label))
