@@ -35,11 +35,11 @@ MAX_THROTTLE_RETRIES = 5  # 429s in a row for one crop before it is parked
 class TokenBucket:
     """At most ``rate_per_s`` takes per second, no bursts; 0 = unlimited.
 
-    Spaced by a few percent more than 1/rate: the server counts arrivals, and two uploads sent
+    Spaced 10% more than 1/rate: the server counts arrivals, and two uploads sent
     exactly 1/rate apart can arrive closer than that.
     """
 
-    def __init__(self, rate_per_s: float, clock: Callable[[], float], margin: float = 1.05) -> None:
+    def __init__(self, rate_per_s: float, clock: Callable[[], float], margin: float = 1.1) -> None:
         self.interval = margin / rate_per_s if rate_per_s > 0 else 0.0
         self._clock = clock
         self._next = float("-inf")
