@@ -181,7 +181,8 @@ class HttpReader:
             raise TooLarge(msg)
         if status == 429:
             raise Throttled(msg, _retry_after(detail, headers))
-        if status >= 500:
+        if status >= 500 or status in (404, 405, 408):
+            # 404/405: a proxy or a wrong reader.url; keep the crops until it is fixed
             raise ServerError(msg, status)
         raise Rejected(msg, status)
 

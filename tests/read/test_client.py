@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -236,3 +237,14 @@ def test_token_never_logged(pr_server: PRServer, caplog: pytest.LogCaptureFixtur
             logging.getLogger("test").exception("failed: %s", err)
     assert caplog.records
     assert PR_TOKEN not in caplog.text
+
+
+def test_wrong_path_is_worth_retrying_and_bad_upload_is_not(pr_server: PRServer) -> None:
+    from agent.read.errors import Rejected, Unavailable
+
+    with pytest.raises(Unavailable, match="404"):
+        CloudReader(reader_cfg(pr_server.base_url + "/v2/nope/"), token=PR_TOKEN).read(make_crop())
+    bad = dataclasses.replace(make_crop(), jpeg=b"not a jpeg")
+    with pytest.raises(Rejected) as info:
+        cloud(pr_server).read(bad)
+    assert info.value.status == 400
