@@ -64,7 +64,7 @@ class MotionConfig:
 class DetectorConfig:
     type: str = opt("tflite", choices=("tflite",))
     model_path: str = opt("")  # "" = the bundled model
-    score_min: float = opt(0.35, gt=0.0, hi=1.0)
+    score_min: float = opt(0.2, gt=0.0, hi=1.0)  # bundled model: see models/README.md
     iou_nms: float = opt(0.45, gt=0.0, hi=1.0)
     num_threads: int = opt(2, lo=1, hi=16)
     min_plate_width_px: int = opt(40, lo=1, hi=4096)
