@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import cv2
+
 from .config import Config, state_dir
 from .motion import MotionGate
 from .notify import Notifier
@@ -58,6 +60,9 @@ class Service:
 
     def start(self) -> None:
         """Build every part; raises AgentError subclasses on anything that cannot start."""
+        # per-frame work is small and each camera has its own thread: OpenCV's thread pool only
+        # adds scheduling cost (measured: 0.75 -> 0.59 ms CPU per motion frame at 720p)
+        cv2.setNumThreads(1)
         try:
             self._build()
         except BaseException:

@@ -114,3 +114,17 @@ def test_zone_mask_and_point_rules():
 )
 def test_merge_boxes(boxes, expected):
     assert sorted(merge_boxes(boxes), key=lambda b: b.x1) == expected
+
+
+def test_garbage_first_frame_and_global_change_do_not_leave_a_ghost():
+    rng = np.random.default_rng(6)
+    gate = MotionGate(MotionConfig(hold_s=0.5))
+    grey_first = np.full((H, W, 3), 128, np.uint8)  # a half-decoded frame at connect time
+    frames = [grey_first] + [scene(rng) for _ in range(30)]
+    results = feed(gate, frames)
+    assert not any(m.active for m in results[1:])
+    # lights switched on: everything changes at once, then the scene is still again
+    bright = [scene(rng, level=200.0) for _ in range(30)]
+    results = [gate.update(f, now=10.0 + i / 10) for i, f in enumerate(bright)]
+    assert results[0].active  # the switch itself counts
+    assert not any(m.active for m in results[10:])  # no ghost once the hold-off is over
