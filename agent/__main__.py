@@ -87,7 +87,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     setup_logging(args.log_level or "warning")
-    return run_demo(Path(args.out), realtime=not args.fast)
+    return run_demo(Path(args.out))
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -136,7 +136,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the real pipeline on a generated clip; prints events as JSON lines")
     p.add_argument("--out", default="demo-out", help="folder for the clip and the crops (default: demo-out)")
-    p.add_argument("--fast", action="store_true", help="do not pace the clip in real time")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("probe", help="run the detector (and the reader, when configured) on images")

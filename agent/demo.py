@@ -17,7 +17,7 @@ from .scene import SceneSpec, write_clip
 DEMO_PLATES = ("KX52 ODV", "AB12 CDE")
 
 
-def demo_config(out: Path, clip: Path, reader: str, realtime: bool) -> config.Config:
+def demo_config(out: Path, clip: Path, reader: str) -> config.Config:
     return config.parse(
         {
             "cameras": [
@@ -25,7 +25,7 @@ def demo_config(out: Path, clip: Path, reader: str, realtime: bool) -> config.Co
                     "id": "demo",
                     "source": str(clip),
                     "type": "file",
-                    "realtime": realtime,
+                    "realtime": True,  # pass timing (gaps between cars) is real time
                     "fps_max": 15.0,
                 }
             ],
@@ -38,7 +38,7 @@ def demo_config(out: Path, clip: Path, reader: str, realtime: bool) -> config.Co
     )
 
 
-def run_demo(out: Path, realtime: bool = True) -> int:
+def run_demo(out: Path) -> int:
     from .__main__ import run_service
 
     out.mkdir(parents=True, exist_ok=True)
@@ -53,7 +53,7 @@ def run_demo(out: Path, realtime: bool = True) -> int:
         reader = "none"
         print("demo: PLATE_RECOGNIZER_TOKEN is not set: no plate is read, events carry the on-device "
               "detection only (set it to read the text)", file=sys.stderr)
-    cfg = demo_config(out, clip, reader, realtime)
+    cfg = demo_config(out, clip, reader)
     code = run_service(cfg, extra_sinks=[JsonLinesSink()], stop_when_sources_end=True)
     crops = sorted((out / "crops").glob("*.jpg")) if (out / "crops").is_dir() else []
     print(f"demo: {len(crops)} crop(s) written to {out / 'crops'}", file=sys.stderr)

@@ -113,6 +113,7 @@ class ReadWorker:
         self._last_success: float | None = None
         self._last_error: str | None = None
         self._usage: dict[str, Any] | None = None
+        self._busy = False  # a crop is being read right now
 
     # ------------------------------------------------------------ any thread
 
@@ -135,6 +136,10 @@ class ReadWorker:
                 self._dropped["queue_full"] += 1
                 return False
         return True
+
+    def idle(self) -> bool:
+        """Nothing queued and nothing being read (the outbox may still hold crops for later)."""
+        return not self._busy and self._q.empty()
 
     def stats(self) -> dict[str, Any]:
         depth: int | None = None
@@ -288,6 +293,13 @@ class ReadWorker:
     # ------------------------------------------------------------ one crop
 
     def _process(self, crop: PlateCrop, item_id: int | None) -> None:
+        self._busy = True
+        try:
+            self._process_one(crop, item_id)
+        finally:
+            self._busy = False
+
+    def _process_one(self, crop: PlateCrop, item_id: int | None) -> None:
         """Read one crop (fresh when ``item_id`` is None, else the outbox head) and act on the outcome."""
         retries = self.cfg.retries if item_id is None and not self._paused else 0
         orig = crop  # the pipeline knows its crops by identity; a 413 makes a smaller copy
