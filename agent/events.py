@@ -13,7 +13,7 @@ from .types import Decision, PlateRead
 
 def iso(wall: float) -> str:
     """ISO 8601 UTC with milliseconds, e.g. 2026-11-25T13:09:15.123Z."""
-    t = dt.datetime.fromtimestamp(wall, dt.timezone.utc)
+    t = dt.datetime.fromtimestamp(wall, dt.UTC)
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 

@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--width", type=int, default=1280)
     ap.add_argument("--height", type=int, default=720)
     ap.add_argument("--fps", type=int, default=15)
-    ap.add_argument("--pattern", default="smpte75", help="videotestsrc pattern; smpte75 is still (smpte has a noise patch)")
+    ap.add_argument("--pattern", default="smpte75",
+                    help="videotestsrc pattern; smpte75 is still (smpte has a noise patch)")
     ap.add_argument("--command", default=DEFAULT_COMMAND, help='"capture", or a command line with {config}/{url}')
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = ap.parse_args(argv)
