@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import queue
+import os
 import shutil
 import socket
 import subprocess
@@ -97,6 +98,8 @@ class Subscriber:
 @pytest.fixture
 def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     if shutil.which("mosquitto") is None:
+        if os.environ.get("PLATE_AGENT_REQUIRE_MOSQUITTO") == "1":  # CI: a missing broker is a failure
+            pytest.fail("mosquitto is not installed (apt-get install mosquitto)")
         pytest.skip("mosquitto is not installed")
     broker = Broker(tmp_path_factory.mktemp("mosquitto"))
     broker.start()
