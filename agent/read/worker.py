@@ -113,7 +113,6 @@ class ReadWorker:
         self._last_success: float | None = None
         self._last_error: str | None = None
         self._usage: dict[str, Any] | None = None
-        self._busy = False  # a crop is being read right now
 
     # ------------------------------------------------------------ any thread
 
@@ -138,8 +137,8 @@ class ReadWorker:
         return True
 
     def idle(self) -> bool:
-        """Nothing queued and nothing being read (the outbox may still hold crops for later)."""
-        return not self._busy and self._q.empty()
+        """Every crop submitted was read, parked or dropped (the outbox may still hold crops)."""
+        return self._q.unfinished_tasks == 0
 
     def stats(self) -> dict[str, Any]:
         depth: int | None = None
@@ -268,8 +267,11 @@ class ReadWorker:
             except queue.Empty:
                 return None
             if self._outbox is None or not self._is_late(crop):
-                return crop
-            self._park(crop, None, "stale")  # read after the fresh ones, from the outbox
+                return crop  # task_done() once processed: see _process
+            try:
+                self._park(crop, None, "stale")  # read after the fresh ones, from the outbox
+            finally:
+                self._q.task_done()
             block_s = 0.0
 
     def _park_queue(self, reason: str) -> None:
@@ -281,7 +283,10 @@ class ReadWorker:
                 crop = self._q.get_nowait()
             except queue.Empty:
                 return
-            self._park(crop, None, reason)
+            try:
+                self._park(crop, None, reason)
+            finally:
+                self._q.task_done()
 
     def _is_late(self, crop: PlateCrop) -> bool:
         return self._clock() - crop.mono_time > self._max_age
@@ -293,11 +298,11 @@ class ReadWorker:
     # ------------------------------------------------------------ one crop
 
     def _process(self, crop: PlateCrop, item_id: int | None) -> None:
-        self._busy = True
         try:
             self._process_one(crop, item_id)
         finally:
-            self._busy = False
+            if item_id is None:  # a fresh crop taken from the queue is finished
+                self._q.task_done()
 
     def _process_one(self, crop: PlateCrop, item_id: int | None) -> None:
         """Read one crop (fresh when ``item_id`` is None, else the outbox head) and act on the outcome."""
