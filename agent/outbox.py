@@ -11,19 +11,26 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from collections.abc import Callable
+from typing import Any, TypeVar
 
 from .config import StorageConfig
 from .errors import AgentError
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " key TEXT NOT NULL, body BLOB NOT NULL, meta TEXT NOT NULL, created REAL NOT NULL)"
+)
+
 
 class OutboxError(AgentError, OSError):
-    """The outbox database cannot be opened or written."""
+    """The outbox database cannot be opened or written, or the outbox is closed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,101 +39,113 @@ class Item:
     key: str
     body: bytes
     meta: dict[str, Any]
-    created: float  # wall time
+    created: float  # wall time it was put
 
 
 class Outbox:
-    """Thread-safe; every method is a short transaction under one lock."""
+    """Thread-safe; every method is one short transaction under one lock. Opens nothing until used."""
 
-    def __init__(self, path: Path, cfg: StorageConfig, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: str | Path, cfg: StorageConfig | None = None, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        cfg = cfg or StorageConfig()
         self.path = Path(path)
-        self._cfg = cfg
+        self.max_items = cfg.outbox_max_items
+        self.max_bytes = int(cfg.outbox_max_mb * 1_000_000)
+        self.max_age_s = cfg.outbox_max_age_s
         self._clock = clock
         self._db: sqlite3.Connection | None = None
+        self._closed = False
         self._lock = threading.Lock()
-        self.dropped = 0
+        self.dropped = 0  # evicted by a bound (or dropped as unusable) since this process started
 
     def open(self) -> Outbox:
-        """Create or open the database; idempotent. Raises OutboxError (fail fast at startup)."""
-        with self._lock:
-            if self._db is not None:
-                return self
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5.0)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
-                db.execute(
-                    "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-                    " key TEXT NOT NULL, body BLOB NOT NULL, meta TEXT NOT NULL, created REAL NOT NULL)"
-                )
-            except (sqlite3.Error, OSError) as err:
-                raise OutboxError(f"cannot open outbox {self.path}: {err}") from err
-            self._db = db
+        """Create or open the database now; idempotent. Raises OutboxError (fail fast at startup)."""
+        self._run(lambda db: None)
         return self
 
     def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise OutboxError(f"outbox {self.path} is closed")
         if self._db is None:
-            self.open()
-        assert self._db is not None
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.path, check_same_thread=False, timeout=5.0)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+                db.execute(_SCHEMA)
+                db.commit()
+            except (sqlite3.Error, OSError) as err:
+                raise OutboxError(f"cannot open outbox {self.path}: {err}") from err
+            self._db = db
         return self._db
 
-    def put(self, key: str, body: bytes, meta: dict[str, Any] | None = None) -> int:
-        """Append one item; returns its id. Trims the oldest items beyond the configured bounds."""
-        db = self._conn()
+    def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
+            db = self._conn()
             try:
-                cur = db.execute("INSERT INTO outbox (key, body, meta, created) VALUES (?, ?, ?, ?)",
-                                 (key, body, json.dumps(meta or {}), self._clock()))
-                self._trim(db)
+                with db:  # one transaction, committed or rolled back
+                    return fn(db)
             except sqlite3.Error as err:
-                raise OutboxError(f"outbox write failed: {err}") from err
+                raise OutboxError(f"outbox {self.path}: {err}") from err
+
+    def put(self, key: str, body: bytes, meta: dict[str, Any] | None = None) -> int:
+        """Append one item; returns its id. Drops the oldest items beyond the bounds."""
+
+        def tx(db: sqlite3.Connection) -> int:
+            cur = db.execute("INSERT INTO outbox (key, body, meta, created) VALUES (?, ?, ?, ?)",
+                             (key, body, json.dumps(meta or {}), self._clock()))
+            self._trim(db)
             return int(cur.lastrowid or 0)
 
+        return self._run(tx)
+
     def _trim(self, db: sqlite3.Connection) -> None:
-        cfg = self._cfg
-        n = 0
-        n += db.execute("DELETE FROM outbox WHERE created < ?", (self._clock() - cfg.outbox_max_age_s,)).rowcount
-        n += db.execute(
-            "DELETE FROM outbox WHERE id NOT IN (SELECT id FROM outbox ORDER BY id DESC LIMIT ?)",
-            (cfg.outbox_max_items,),
-        ).rowcount
-        max_bytes = int(cfg.outbox_max_mb * 1_000_000)
-        total = db.execute("SELECT COALESCE(SUM(LENGTH(body)), 0) FROM outbox").fetchone()[0]
-        while total > max_bytes:
+        n = db.execute("DELETE FROM outbox WHERE created < ?", (self._clock() - self.max_age_s,)).rowcount
+        count, total = db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM outbox").fetchone()
+        while count > self.max_items or total > self.max_bytes:
             row = db.execute("SELECT id, LENGTH(body) FROM outbox ORDER BY id LIMIT 1").fetchone()
             if row is None:
                 break
             db.execute("DELETE FROM outbox WHERE id = ?", (row[0],))
-            total -= row[1]
-            n += 1
+            count, total, n = count - 1, total - row[1], n + 1
         if n:
             self.dropped += n
-            logger.warning("outbox full or old, dropped=%d path=%s", n, self.path)
+            logger.warning("outbox full or expired: dropped=%d oldest path=%s", n, self.path)
 
     def pending(self, limit: int = 1000, after_id: int = 0) -> list[Item]:
-        """Oldest first."""
-        db = self._conn()
-        with self._lock:
+        """Oldest first, after dropping those past the age bound."""
+
+        def tx(db: sqlite3.Connection) -> list[Item]:
+            self._trim(db)
             rows = db.execute("SELECT id, key, body, meta, created FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
                               (after_id, limit)).fetchall()
-        return [Item(r[0], r[1], bytes(r[2]), json.loads(r[3]), r[4]) for r in rows]
+            return [Item(r[0], r[1], bytes(r[2]), json.loads(r[3]), r[4]) for r in rows]
+
+        return self._run(tx)
 
     def delete(self, item_id: int) -> None:
-        db = self._conn()
-        with self._lock:
-            try:
-                db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
-            except sqlite3.Error as err:
-                raise OutboxError(f"outbox delete failed: {err}") from err
+        """Remove a delivered item; a missing id is not an error (delivery may be confirmed twice)."""
+        self._run(lambda db: db.execute("DELETE FROM outbox WHERE id = ?", (item_id,)))
 
-    def __len__(self) -> int:
-        db = self._conn()
+    def drop(self, item_id: int, why: str) -> None:
+        """Remove an item that can never be delivered, counted in ``dropped``."""
+        logger.warning("outbox: dropping id=%d (%s) path=%s", item_id, why, self.path)
+        self.delete(item_id)
         with self._lock:
-            return int(db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+            self.dropped += 1
+
+    def depth(self) -> int:
+        return int(self._run(lambda db: db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]))
+
+    def oldest_age_s(self) -> float | None:
+        """Seconds the oldest item has waited; None when empty."""
+        oldest = self._run(lambda db: db.execute("SELECT MIN(created) FROM outbox").fetchone()[0])
+        return None if oldest is None else max(0.0, self._clock() - oldest)
 
     def close(self) -> None:
+        """Idempotent; any later call raises OutboxError."""
         with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+            self._closed = True
+            db, self._db = self._db, None
+            if db is not None:
+                db.close()

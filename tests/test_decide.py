@@ -8,14 +8,7 @@ from agent.config import RuleEntry, RulesConfig
 from agent.decide import Decider
 from agent.rules import AccessRules
 from agent.types import Box, Candidate, PlateRead, Vehicle
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
+from tests.clock import Clock
 
 
 def make(allow=("AB123CD",), deny=(), **kw) -> tuple[Decider, Clock]:

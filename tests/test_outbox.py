@@ -1,37 +1,115 @@
-"""The sqlite outbox: FIFO, survives reopening, bounded by count, size and age."""
+"""The sqlite outbox: FIFO, survives reopening, bounded by count, size and age, thread-safe, fails fast."""
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from pathlib import Path
 
+import pytest
+
 from agent.config import StorageConfig
-from agent.outbox import Outbox
+from agent.errors import AgentError
+from agent.outbox import Outbox, OutboxError
+from tests.clock import Clock
 
 
-def test_fifo_delete_and_reopen(tmp_path: Path):
-    box = Outbox(tmp_path / "o.sqlite3", StorageConfig()).open()
+def test_fifo_delete_and_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "o.sqlite3"
+    box = Outbox(path, StorageConfig()).open()
     ids = [box.put("t/a", b"1", {"qos": 1}), box.put("t/b", b"2"), box.put("t/c", b"3")]
     box.delete(ids[1])
+    box.delete(ids[1])  # a second confirmation is harmless
     box.close()
-    box = Outbox(tmp_path / "o.sqlite3", StorageConfig()).open()
+    box.close()  # idempotent
+    box = Outbox(path, StorageConfig()).open()
     items = box.pending()
     assert [(i.key, i.body, i.meta) for i in items] == [("t/a", b"1", {"qos": 1}), ("t/c", b"3", {})]
-    assert box.pending(after_id=items[0].id)[0].body == b"3" and len(box) == 2
+    assert box.pending(after_id=items[0].id)[0].body == b"3" and box.depth() == 2
     box.close()
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_bounds_drop_oldest(tmp_path: Path):
-    t = [1000.0]
+def test_bounds_drop_oldest_and_count(tmp_path: Path) -> None:
+    t = Clock(1000.0)
     box = Outbox(tmp_path / "o.sqlite3", StorageConfig(outbox_max_items=3, outbox_max_mb=0.001,
-                                                        outbox_max_age_s=60), clock=lambda: t[0]).open()
+                                                        outbox_max_age_s=60), clock=t).open()
+    assert (box.max_items, box.max_bytes, box.max_age_s) == (3, 1000, 60)
     for i in range(5):
         box.put("k", bytes([i]))
     assert [i.body for i in box.pending()] == [b"\x02", b"\x03", b"\x04"] and box.dropped == 2
     box.put("k", b"x" * 900)  # 1000 bytes max: the small ones before it go
-    assert [len(i.body) for i in box.pending()] == [1, 1, 900]
+    assert [len(i.body) for i in box.pending()] == [1, 1, 900] and box.dropped == 3
     box.put("k", b"y" * 200)
-    assert [len(i.body) for i in box.pending()] == [200]
-    t[0] += 61
+    assert [len(i.body) for i in box.pending()] == [200] and box.dropped == 6
+    t.t += 61
     box.put("k", b"new")
-    assert [i.body for i in box.pending()] == [b"new"]
+    assert [i.body for i in box.pending()] == [b"new"] and box.dropped == 7
+    box.close()
+
+
+def test_age_bound_applies_when_reading_too(tmp_path: Path) -> None:
+    t = Clock()
+    box = Outbox(tmp_path / "o.sqlite3", StorageConfig(outbox_max_age_s=60), clock=t)
+    assert box.oldest_age_s() is None
+    box.put("k", b"0")
+    t.t += 30
+    box.put("k", b"1")
+    assert box.oldest_age_s() == pytest.approx(30)
+    t.t += 45  # the first is 75 s old, the second 45 s; nothing new is put
+    assert [i.body for i in box.pending(limit=1)] == [b"1"]
+    assert box.depth() == 1 and box.dropped == 1 and box.oldest_age_s() == pytest.approx(45)
+
+
+def test_drop_counts(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite3")
+    first = box.put("k", b"poison")
+    box.put("k", b"ok")
+    box.drop(first, "unusable")
+    assert [i.body for i in box.pending()] == [b"ok"] and box.dropped == 1
+
+
+def test_nothing_happens_in_the_constructor(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "o.sqlite3"
+    Outbox(path)
+    assert not path.exists()
+
+
+def test_open_fails_fast_with_the_path(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    box = Outbox(tmp_path / "file" / "o.sqlite3")
+    with pytest.raises(OutboxError, match="cannot open outbox .*file/o.sqlite3") as info:
+        box.open()
+    assert isinstance(info.value, AgentError) and isinstance(info.value, OSError)
+
+
+def test_closed_outbox_raises_instead_of_reopening(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite3").open()
+    box.close()
+    for call in (lambda: box.put("k", b"x"), box.depth, box.pending, lambda: box.delete(1)):
+        with pytest.raises(OutboxError, match="closed"):
+            call()
+
+
+def test_concurrent_puts_and_deletes(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite3").open()
+    ids: list[int] = []
+    lock = threading.Lock()
+
+    def writer(n: int) -> None:
+        for i in range(50):
+            item = box.put(f"w{n}", bytes([i]))
+            with lock:
+                ids.append(item)
+            if i % 2:
+                box.delete(item)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(set(ids)) == 200 and box.depth() == 100
+    left = box.pending()
+    assert [i.id for i in left] == sorted(i.id for i in left) and all(i.body[0] % 2 == 0 for i in left)
     box.close()

@@ -24,7 +24,7 @@ from ..config import ReaderConfig
 from ..types import PlateCrop, PlateRead
 from . import PlateReader
 from .errors import Forbidden, ReaderError, Throttled, TooLarge, Unavailable, error_kind
-from .outbox import Outbox
+from .outbox import Outbox, OutboxError
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ class ReadWorker:
         if self._outbox is not None:
             try:
                 depth, oldest = self._outbox.depth(), self._outbox.oldest_age_s()
-            except ReaderError:
+            except OutboxError:
                 pass
         with self._lock:
             return {
@@ -187,7 +187,7 @@ class ReadWorker:
         logger.warning("reader: an upload is still in flight at shutdown; parking the queue")
         try:
             self._park_queue("shutdown")
-        except ReaderError as err:
+        except OutboxError as err:
             logger.error("reader: could not park queued crops at shutdown: %s", err)
 
     # ------------------------------------------------------------ reader thread
@@ -223,7 +223,7 @@ class ReadWorker:
                     with self._lock:
                         self._errors["internal"] += 1
                     self._halt.wait(1.0)
-        except ReaderError as err:  # the outbox could not be opened: the service checks it at start
+        except OutboxError as err:  # the outbox could not be opened: the service checks it at start
             logger.error("reader: %s; reading stops", err)
         finally:
             try:
@@ -393,7 +393,7 @@ class ReadWorker:
             return
         try:
             self._outbox.put(crop)
-        except ReaderError as err:
+        except OutboxError as err:
             logger.error("reader: could not park a crop: %s", err)
             with self._lock:
                 self._dropped["outbox_error"] += 1

@@ -269,7 +269,7 @@ class MqttSink:
 
     def stats(self) -> dict[str, Any]:
         try:
-            queued = len(self._outbox) if not self._closed else 0
+            queued = self._outbox.depth() if not self._closed else 0
         except OutboxError:
             queued = -1
         return {"connected": self._connected, "outbox": queued, "outbox_dropped": self._outbox.dropped,
