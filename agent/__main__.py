@@ -12,9 +12,13 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import config
 from .errors import AgentError, ConfigError
+
+if TYPE_CHECKING:
+    from .pipeline import Sink
 
 logger = logging.getLogger("agent")
 
@@ -48,10 +52,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def run_service(cfg: config.Config, **kwargs: object) -> int:
+def run_service(cfg: config.Config, *, extra_sinks: Sequence[Sink] = (), stop_when_sources_end: bool = False) -> int:
     from .service import Service, log_config_warnings
 
-    service = Service(cfg, **kwargs)  # type: ignore[arg-type]
+    service = Service(cfg, extra_sinks=extra_sinks, stop_when_sources_end=stop_when_sources_end)
     signal.signal(signal.SIGTERM, lambda *_: service.request_stop())
     signal.signal(signal.SIGINT, lambda *_: service.request_stop())
     signal.signal(signal.SIGHUP, lambda *_: service.request_reload())

@@ -18,7 +18,10 @@ from collections.abc import Callable
 
 from .errors import ConfigError
 
-T = typing.TypeVar("T")
+if typing.TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = typing.TypeVar("T", bound="DataclassInstance")
 
 
 def opt(
@@ -326,9 +329,10 @@ def _check_bounds(f: dataclasses.Field[Any], value: Any, path: str, errors: list
         errors.append(f"{path}: {value!r} does not match {m['pattern']}")
 
 
-def _build(cls: type[T], table: dict[str, Any], path: str, errors: list[str]) -> T:
+def _build(cls: type[T], table: dict[str, Any], path: str, errors: list[str]) -> T | None:
+    """An instance of the section ``cls``; None when a problem (now in ``errors``) prevents one."""
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "path"}  # type: ignore[arg-type]
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "path"}
     prefix = f"{path}." if path else ""
     for key in table:
         if key not in fields:
@@ -351,7 +355,7 @@ def _build(cls: type[T], table: dict[str, Any], path: str, errors: list[str]) ->
         obj = None
     if obj is not None:
         _check_section(obj, path, errors)
-    return obj  # type: ignore[return-value]
+    return obj
 
 
 def _check_section(obj: Any, path: str, errors: list[str]) -> None:
@@ -426,8 +430,8 @@ def parse(doc: dict[str, Any], path: str = "") -> Config:
             unknown = [x for x in listed if x not in ids]
             if unknown:
                 errors.append(f"{key}: unknown camera id(s) {', '.join(unknown)}")
-    if errors:
-        raise ConfigError(errors)
+    if errors or cfg is None:
+        raise ConfigError(errors or ["invalid configuration"])
     return dataclasses.replace(cfg, path=path)
 
 

@@ -96,7 +96,7 @@ class MotionGate:
         if self.cfg.blur_px > 1:
             k = self.cfg.blur_px | 1
             grey = cv2.GaussianBlur(grey, (k, k), 0)
-        return grey  # type: ignore[no-any-return]
+        return grey  # type: ignore[return-value]  # cv2 stubs: MatLike, not our uint8 array
 
     def update(self, image: Image, now: float | None = None) -> Motion:
         """Feed one frame; returns whether motion is active (incl. hold-off) and its regions."""
@@ -132,7 +132,7 @@ class MotionGate:
         cv2.accumulateWeighted(grey, self._bg, self.cfg.learning_rate / 4, mask=moving)
         if fraction >= self.cfg.min_area_fraction and fraction > 0:
             self._last_motion = now
-            self._last_regions = self._regions(changed, image.shape[1], image.shape[0])
+            self._last_regions = self._regions(changed, image.shape[1], image.shape[0])  # type: ignore[arg-type]  # cv2 MatLike
         return self._held(now, fraction)
 
     def _held(self, now: float, fraction: float) -> Motion:

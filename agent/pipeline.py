@@ -121,20 +121,20 @@ class CameraPipeline:
         self.counters["detections"] += len(detections)
         sent = []
         for det in detections:
-            crop = self.cropper.crop(frame, det)
-            if crop is None:
+            cropped = self.cropper.crop(frame, det)
+            if cropped is None:
                 continue
             self.counters["crops"] += 1
-            crop = self.tracks.offer(crop, now)  # type: ignore[assignment]
-            if crop is None:
+            tagged = self.tracks.offer(cropped, now)
+            if tagged is None:
                 continue
-            if self.submit(crop):
+            if self.submit(tagged):
                 self.counters["uploads"] += 1
-                sent.append(crop)
-                self._save(crop)
+                sent.append(tagged)
+                self._save(tagged)
             else:
                 self.counters["drops"] += 1
-                self.tracks.answered(crop, confident=False)
+                self.tracks.answered(tagged, confident=False)
         return sent
 
     def _roi(self, image: Image, regions: Sequence[Box]) -> Box | None:
