@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -10,10 +12,12 @@ from gpiozero.pins.mock import MockFactory
 
 from agent import config
 from agent.decide import Decider
+from agent.events import JsonLinesSink
 from agent.pipeline import Dispatcher
+from agent.read.worker import ReadWorker
 from agent.rules import AccessRules
 from agent.sinks import build_sinks
-from agent.types import Box, PlateRead
+from agent.types import Box, Detection, PlateCrop, PlateRead
 from tests.fixtures_mqtt import Broker, Subscriber
 from tests.sinks.test_mqtt import wait_until
 from tests.sinks.test_webhook import Server
@@ -75,3 +79,62 @@ def test_allowed_denied_and_look_alike_end_to_end(mqtt_broker: Broker, tmp_path:
     assert pin.state == 0
     sub.close()
     hook.close()
+
+
+class OneReadReader:
+    """A PlateReader that reads every crop as AB123CD, timed like the cloud reader: from the crop."""
+
+    def read(self, crop: PlateCrop) -> list[PlateRead]:
+        return [PlateRead(crop.camera_id, "AB123CD", 0.95, 0.9, crop.detection.box, crop.wall_time,
+                          crop.mono_time, crop=crop)]
+
+    def usage(self) -> None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_late_read_never_moves_the_relay(tmp_path: Path):
+    """Stale by frame age, or marked late by the reader worker: an event with late=true, never the gate."""
+    cfg = config.parse({
+        "cameras": [{"id": "gate", "source": "clip.mp4"}, {"id": "side", "source": "clip2.mp4"}],
+        "rules": {"allow": [{"plate": "AB123CD"}], "max_decision_age_s": 2.0},
+        "relay": {"type": "gpio", "pin": "17", "pulse_s": 0.05, "cooldown_s": 0.0},
+    })
+    factory = MockFactory()
+    (gate,) = build_sinks(cfg, tmp_path, pin_factory=factory)
+    out = io.StringIO()
+    rules = AccessRules(cfg.rules)
+    rules.load()
+    dispatch = Dispatcher(Decider(cfg.rules, rules), [gate, JsonLinesSink(out)])
+    pin = factory.pin(17)
+
+    # 1: the frame is older than rules.max_decision_age_s (a read that took too long)
+    now = time.monotonic()
+    dispatch.handle(PlateRead("gate", "AB123CD", 0.95, 0.9, Box(10, 10, 110, 40), time.time() - 3, now - 3))
+
+    # 2: a fresh-looking read the reader worker marked late (its crop waited past the limit, e.g. in the
+    # outbox through an outage): the worker's clock runs 3 s ahead so only its ``late`` flag can stop it
+    worker = ReadWorker(OneReadReader(), None, cfg.reader, stop=threading.Event(), on_result=dispatch.answer,
+                        max_decision_age_s=cfg.rules.max_decision_age_s, clock=lambda: time.monotonic() + 3)
+    worker.start()
+    box = Box(10, 10, 110, 40)
+    assert worker.submit(PlateCrop("side", 1, time.time(), time.monotonic(), Detection(box, 0.9), box,
+                                   b"jpeg", 10.0, 0.5))
+    deadline = time.monotonic() + 5
+    while (worker.stats()["late_reads"] < 1 or not worker.idle()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.close()
+
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(e["camera_id"], e["plate"], e["late"]) for e in events] == [("gate", "AB123CD", True),
+                                                                          ("side", "AB123CD", True)]
+    assert all(e["action"] != "open" for e in events)
+    assert [s.state for s in pin.states] == [False] and gate.stats()["pulses"] == 0  # never on
+
+    # the same wiring opens for a fresh read: the relay was reachable all along
+    dispatch.handle(PlateRead("gate", "AB123CD", 0.95, 0.9, Box(10, 10, 110, 40), time.time(), time.monotonic()))
+    assert pin.state == 1 and json.loads(out.getvalue().splitlines()[-1])["action"] == "open"
+    gate.close()
+    assert pin.state == 0
