@@ -55,10 +55,15 @@ def free_port() -> int:
 class RtspServer:
     """One test server process; ``url`` stays the same across restarts (same port and path)."""
 
-    def __init__(self, width: int = 640, height: int = 360, fps: int = 15, pattern: str = "ball") -> None:
+    def __init__(self, width: int = 640, height: int = 360, fps: int = 15, pattern: str = "ball",
+                 file: str | None = None, frame_log: str | None = None) -> None:
         self.port = free_port()
         self.url = f"rtsp://127.0.0.1:{self.port}/stream"
         self.args = ["--width", str(width), "--height", str(height), "--fps", str(fps), "--pattern", pattern]
+        if file:  # an H.264 MP4 served once, as recorded (see rtsp_server.py)
+            self.args += ["--file", str(file)]
+        if frame_log:
+            self.args += ["--frame-log", str(frame_log)]
         self.proc: subprocess.Popen[bytes] | None = None
         self.frozen = False
         self._log = tempfile.NamedTemporaryFile(prefix="rtsp-server-", suffix=".log", delete=False)  # noqa: SIM115

@@ -1,8 +1,13 @@
-"""A loopback RTSP test server: GStreamer's RTSP server serving a live H.264 test pattern.
+"""A loopback RTSP test server: GStreamer's RTSP server serving a live H.264 test pattern, or an
+H.264 file (``--file``, sent as recorded, paced in real time, once) for the benchmarks.
 
 Runs under Debian's /usr/bin/python3 (python3-gi + gir1.2-gst-rtsp-server-1.0), not the project
 venv. Prints ``READY rtsp://127.0.0.1:<port>/<path>`` on stdout once it listens; exits on SIGTERM
 or when its parent process goes away. Tests drive it via tests/fixtures_rtsp.py.
+
+``--frame-log FILE`` appends ``<frame index> <wall time>`` for every frame as it is handed to the
+RTP payloader (after real-time pacing), and ``EOS <wall time>`` at the end of a file: the benchmarks
+map the scene's frame indices to the wall time each frame was sent.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import argparse
 import os
 import signal
 import sys
+import time
+from typing import Any
 
 import gi
 
@@ -30,6 +37,37 @@ def pipeline(width: int, height: int, fps: int, pattern: str) -> str:
     )
 
 
+def file_pipeline(path: str) -> str:
+    # no re-encoding: the clip is already H.264 (1 keyframe/s); identity sync=true releases each
+    # frame at its time, so the frame log stamps when it is sent, not when it was read from disk
+    return (
+        f"( filesrc location={path} ! qtdemux ! h264parse config-interval=-1 "
+        f"! identity sync=true ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+    )
+
+
+def log_frames(factory: Any, path: str, fps: int) -> None:
+    """Stamp every frame entering the payloader (index from its timestamp) into ``path``."""
+    out = open(path, "a", buffering=1)  # noqa: SIM115  (open for the life of the process)
+    frame_ns = Gst.SECOND / fps
+
+    def probe(_pad: Any, info: Any) -> Any:
+        now = time.time()
+        if info.type & Gst.PadProbeType.BUFFER:
+            pts = info.get_buffer().pts
+            if pts != Gst.CLOCK_TIME_NONE:
+                out.write(f"{round(pts / frame_ns)} {now:.6f}\n")
+        elif info.get_event().type == Gst.EventType.EOS:
+            out.write(f"EOS {now:.6f}\n")
+        return Gst.PadProbeReturn.OK
+
+    def configure(_factory: Any, media: Any) -> None:
+        pad = media.get_element().get_by_name("pay0").get_static_pad("sink")
+        pad.add_probe(Gst.PadProbeType.BUFFER | Gst.PadProbeType.EVENT_DOWNSTREAM, probe)
+
+    factory.connect("media-configure", configure)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--port", type=int, required=True)
@@ -38,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--height", type=int, default=360)
     ap.add_argument("--fps", type=int, default=15)
     ap.add_argument("--pattern", default="ball", help="videotestsrc pattern (ball moves, snow is noise)")
+    ap.add_argument("--file", help="serve this H.264 MP4 once instead of the test pattern")
+    ap.add_argument("--frame-log", help="append '<frame index> <wall time>' per frame sent to this file")
     args = ap.parse_args(argv)
 
     Gst.init(None)
@@ -45,7 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(pipeline(args.width, args.height, args.fps, args.pattern))
+    if args.file:
+        factory.set_launch(file_pipeline(os.path.abspath(args.file)))
+    else:
+        factory.set_launch(pipeline(args.width, args.height, args.fps, args.pattern))
+    if args.frame_log:
+        log_frames(factory, args.frame_log, args.fps)
     factory.set_shared(True)  # every client (and every reconnect) joins the same live encoder
     server.get_mount_points().add_factory(args.path, factory)
     if server.attach(None) == 0:

@@ -1,0 +1,104 @@
+"""The benchmark scene as an H.264 MP4 (agent/scene.py frames piped through GStreamer's x264enc),
+cached by its spec, with its ground truth; and the RTSP server's frame log read back as times.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from agent import scene
+from agent.scene import SceneSpec, VehicleTruth, render
+
+CACHE = Path(os.environ.get("PLATE_AGENT_BENCH_CACHE", Path(tempfile.gettempdir()) / "plate-agent-bench"))
+BITRATE_KBPS = 4000  # 720p with sensor noise: enough that the plates stay sharp
+
+
+def spec_key(spec: SceneSpec) -> str:
+    """Changes with the spec, the encoder settings and the drawing code."""
+    doc = json.dumps(dataclasses.asdict(spec), sort_keys=True, default=list)
+    drawing = Path(scene.__file__).read_bytes()
+    return hashlib.sha256(f"{doc}|{BITRATE_KBPS}|".encode() + drawing).hexdigest()[:16]
+
+
+def encode_h264(spec: SceneSpec, path: Path) -> list[VehicleTruth]:
+    """Render ``spec`` into ``path`` (H.264 MP4, one keyframe a second); returns the ground truth."""
+    gst = shutil.which("gst-launch-1.0")
+    if gst is None:
+        raise RuntimeError("gst-launch-1.0 not found (apt: gstreamer1.0-tools)")
+    frames, truths, _ = render(spec)
+    fps = round(spec.fps)
+    pipeline = (
+        f"fdsrc fd=0 blocksize={spec.width * spec.height * 3} "
+        f"! rawvideoparse width={spec.width} height={spec.height} format=bgr framerate={fps}/1 "
+        f"! videoconvert ! video/x-raw,format=I420 "
+        f"! x264enc speed-preset=veryfast bframes=0 key-int-max={fps} bitrate={BITRATE_KBPS} "
+        f"! h264parse ! mp4mux ! filesink location={path}"
+    )
+    proc = subprocess.Popen([gst, "-q", *pipeline.split()], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None
+    try:
+        for img in frames:
+            proc.stdin.write(img.tobytes())
+    finally:
+        proc.stdin.close()
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        proc.wait()
+    if proc.returncode != 0 or not path.exists():
+        raise RuntimeError(f"encoding the scene failed ({proc.returncode}): {err[-500:]}")
+    return truths
+
+
+def scene_clip(spec: SceneSpec) -> tuple[Path, list[VehicleTruth]]:
+    """The clip for ``spec`` from the cache, rendered first when missing."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"scene-{spec_key(spec)}.mp4"
+    truth_path = path.with_suffix(".json")
+    if path.exists() and truth_path.exists():
+        doc = json.loads(truth_path.read_text())
+        return path, [VehicleTruth(**v) for v in doc["vehicles"]]
+    tmp = path.with_suffix(".part.mp4")
+    truths = encode_h264(spec, tmp)
+    truth_path.write_text(json.dumps({"spec": dataclasses.asdict(spec),
+                                      "vehicles": [dataclasses.asdict(v) for v in truths]}, indent=1))
+    tmp.rename(path)
+    return path, truths
+
+
+class FrameLog:
+    """``<index> <wall time>`` lines written by tests/rtsp_server.py --frame-log."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sent: dict[int, float] = {}
+        self.eos: float | None = None
+
+    def load(self) -> FrameLog:
+        self.sent.clear()
+        self.eos = None
+        if not self.path.exists():
+            return self
+        for line in self.path.read_text().splitlines():
+            a, _, b = line.partition(" ")
+            if a == "EOS":
+                self.eos = self.eos or float(b)
+            elif a and b and self.eos is None:  # a replay after EOS is not this run
+                self.sent.setdefault(int(a), float(b))
+        return self
+
+    def frame_at(self, wall: float) -> int | None:
+        """The newest frame sent at or before ``wall`` (None before the first)."""
+        best = None
+        for idx, t in self.sent.items():
+            if t <= wall and (best is None or t > self.sent[best]):
+                best = idx
+        return best
+
+    def ended(self) -> bool:
+        return self.load().eos is not None
