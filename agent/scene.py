@@ -167,7 +167,8 @@ def render(spec: SceneSpec) -> tuple[Iterator[Image], list[VehicleTruth], int]:
                         v.plate_box_at_stop = box
             if spec.pedestrian:
                 px = int((i * 6) % (w + 200)) - 100
-                cv2.ellipse(img, (px, int(h * 0.42)), (18, 55), 0, 0, 360, (45, 40, 60), -1)  # dark coat: wakes the gate
+                # a dark coat on grey asphalt: different enough to wake the motion gate
+                cv2.ellipse(img, (px, int(h * 0.42)), (18, 55), 0, 0, 360, (45, 40, 60), -1)
             if spec.brightness_drift:
                 shift = spec.brightness_drift * (total / fps) / 4 * np.sin(2 * np.pi * i / max(1, total))
                 step = np.full_like(img, int(abs(shift)))
