@@ -106,6 +106,7 @@ class Capture:
         self._gen = 0
         self._workers: list[_Worker] = []
         self._thread: threading.Thread | None = None
+        self._beat = time.monotonic()  # the supervisor's heartbeat, for the service's watchdog
 
     # ------------------------------------------------------------ consumer side
 
@@ -132,6 +133,16 @@ class Capture:
     @property
     def connected(self) -> bool:
         return self._connected
+
+    @property
+    def last_progress(self) -> float:
+        """time.monotonic() of the supervisor's last turn (it turns every tick_s, waits included)."""
+        return self._beat
+
+    @property
+    def supervising(self) -> bool:
+        """The supervisor thread runs (False before start, after close, at the end of a file)."""
+        return self._thread is not None and self._thread.is_alive()
 
     @property
     def ended(self) -> bool:
@@ -183,7 +194,10 @@ class Capture:
         A pause is real time whatever the injected clock says, so it uses time.monotonic.
         """
         deadline = time.monotonic() + seconds
+        supervisor = threading.current_thread() is self._thread
         while not self._halted():
+            if supervisor:
+                self._beat = time.monotonic()
             left = deadline - time.monotonic()
             if left <= 0:
                 return False

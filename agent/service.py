@@ -4,25 +4,34 @@ shutdown order. The only module that knows concrete classes.
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import cv2
 
-from .config import Config, state_dir
+from .config import CameraConfig, Config, secret, state_dir
 from .motion import MotionGate
 from .notify import Notifier
 from .pipeline import CameraPipeline, Dispatcher, Sink
 from .types import PlateCrop, PlateRead
 
+if TYPE_CHECKING:
+    from .sources import FrameSource
+    from .status import StatusBoard, StatusServer
+
 logger = logging.getLogger(__name__)
 
 SHUTDOWN_JOIN_S = 3.0  # all threads together; the shutdown stays inside 5 s
 READER_CLOSE_S = 1.0  # an upload still in flight is kept in the outbox and read after a restart
+STALL_S = 30.0  # a thread that has not turned for this long is wedged: the watchdog pings stop
+STATUS_LINE_S = 10.0  # how often STATUS= is refreshed
 
 
 class Service:
@@ -37,6 +46,8 @@ class Service:
         stop: threading.Event | None = None,
         stop_when_sources_end: bool = False,
         relay_kw: dict[str, Any] | None = None,
+        source_factory: Callable[[CameraConfig], FrameSource] | None = None,
+        stall_s: float = STALL_S,
     ) -> None:
         self.cfg = cfg
         self.stop_event = stop or threading.Event()
@@ -44,6 +55,8 @@ class Service:
         self.extra_sinks = list(extra_sinks)
         self.stop_when_sources_end = stop_when_sources_end
         self.relay_kw = relay_kw or {}  # tests: pin_factory=MockFactory()
+        self.source_factory = source_factory  # tests: a fake camera
+        self.stall_s = stall_s
         self.sinks: list[Any] = []
         self.decider: Any = None
         self.captures: dict[str, Any] = {}
@@ -54,7 +67,13 @@ class Service:
         self.rules: Any = None
         self.relay: Any = None
         self.dispatcher: Dispatcher | None = None
+        self.mqtt: Any = None
+        self.board: StatusBoard | None = None
+        self.status_server: StatusServer | None = None
         self._reload = threading.Event()
+        self._stalled: list[str] = []
+        self._mqtt_was_up = False
+        self._last_summary = float("-inf")
 
     # ------------------------------------------------------------ building
 
@@ -72,6 +91,7 @@ class Service:
             t.start()
         for frames in self.captures.values():
             frames.start()
+        self._start_status()
         self.notifier.ready(self.summary())
         logger.info("agent started cameras=%s reader=%s", ",".join(self.captures), self.cfg.reader.type)
 
@@ -89,15 +109,20 @@ class Service:
         self.sinks = sinks
         self.decider = decider
         self.relay = next((s for s in sinks if getattr(s, "is_relay", False)), None)
+        self.mqtt = next((s for s in sinks if hasattr(s, "publish_summary")), None)
         self.dispatcher = Dispatcher(
             decider, [*sinks, *self.extra_sinks], self._answered, min_score=cfg.rules.min_score
         )
         dispatcher = self.dispatcher
         # closed after the reader and before the sinks: passes still open get their event
-        self.closers.append(("open-passes", lambda: dispatcher.tick(everything=True)))
+        def close_passes() -> None:
+            dispatcher.tick(everything=True)
+
+        self.closers.append(("open-passes", close_passes))
         submit_for = self._build_reader()
         for cam in cfg.cameras:
-            frames = capture.Capture(cam, self.stop_event)
+            factory = functools.partial(self.source_factory, cam) if self.source_factory else None
+            frames = capture.Capture(cam, self.stop_event, source_factory=factory)
             self.captures[cam.id] = frames
             self.closers.append((f"capture-{cam.id}", frames.close))
             detector = detect.create_detector(cam.detector)
@@ -142,6 +167,45 @@ class Service:
         self.threads.append(threading.Thread(target=self.reader.run, name="reader", daemon=True))
         return self.reader.submit  # type: ignore[no-any-return]
 
+    def _start_status(self) -> None:
+        """The status board always (MQTT summary, tests); the HTTP server when enabled.
+
+        A status port already taken is logged, not fatal: the gate matters more than its report.
+        """
+        from .status import StatusBoard, StatusServer
+
+        cfg = self.cfg
+        self.board = StatusBoard(
+            self.stats,
+            frame_timeout_s={c.id: c.read_timeout_s for c in cfg.cameras},
+            reader_type=cfg.reader.type,
+            reader_rate_per_s=cfg.reader.rate_per_s,
+            summary=self.summary,
+            secrets=self._secrets(),
+        )
+        if not cfg.status.enabled:
+            return
+        server = StatusServer(cfg.status, self.board)
+        try:
+            server.start()
+        except OSError as err:
+            logger.error("status server disabled: cannot listen on %s:%d: %s", cfg.status.bind, cfg.status.port, err)
+            return
+        self.status_server = server
+        self.closers.append(("status-server", server.close))  # closed first: it reads every part
+
+    def _secrets(self) -> list[str]:
+        """Values that must never reach the status output (the log never gets them at all)."""
+        names = ["PLATE_RECOGNIZER_TOKEN", "MQTT_PASSWORD"]
+        names += [h.secret_env for h in self.cfg.webhooks if h.secret_header]
+        values = [secret(n) or "" for n in names]
+        for cam in self.cfg.cameras:
+            try:
+                values.append(urlsplit(cam.source).password or "")
+            except ValueError:
+                pass
+        return [v for v in values if len(v) >= 4]  # a 1-3 character "secret" would blank out digits
+
     def _detected_only(self, crop: PlateCrop) -> bool:
         assert self.dispatcher is not None
         d = crop.detection
@@ -184,7 +248,10 @@ class Service:
                 self.dispatcher.tick()
             if self.healthy():
                 self.notifier.watchdog()
-            if time.monotonic() - last_status >= 10.0:
+            if self.board is not None:
+                self.board.sample({cid: p.counters["frames"] for cid, p in self.pipelines.items()})
+            self._publish_summary()
+            if time.monotonic() - last_status >= STATUS_LINE_S:
                 last_status = time.monotonic()
                 self.notifier.status(self.summary())
             if self.stop_when_sources_end and self.drained():
@@ -193,11 +260,53 @@ class Service:
         return 0
 
     def healthy(self) -> bool:
-        """Every thread alive and every pipeline loop turning (a wedged one stops the pings)."""
-        now = time.monotonic()
-        if any(not t.is_alive() for t in self.threads):
-            return False
-        return all(now - p.last_progress < 30.0 for p in self.pipelines.values())
+        """Every thread alive and turning: the watchdog pings only then, so systemd restarts a
+        wedged agent. A dead camera, reader or broker is not wedged: their threads keep turning."""
+        stalled = self.stalled()
+        if stalled != self._stalled:
+            if stalled:
+                logger.error("threads stalled or dead: %s (watchdog pings stop)", ",".join(stalled))
+            else:
+                logger.info("every thread turns again")
+            self._stalled = stalled
+        return not stalled
+
+    def stalled(self) -> list[str]:
+        """Names of the threads that died or have not turned for ``stall_s``."""
+        now, limit = time.monotonic(), self.stall_s
+        bad = [t.name for t in self.threads if not t.is_alive()]
+        bad += [f"pipeline-{cid}" for cid, p in self.pipelines.items() if now - p.last_progress > limit]
+        for cid, cap in self.captures.items():
+            if not cap.ended and (not cap.supervising or now - cap.last_progress > limit):
+                bad.append(f"capture-{cid}")
+        if self.reader is not None:
+            # one upload may block for its timeouts before the loop turns again
+            slack = self.cfg.reader.timeout_connect_s + self.cfg.reader.timeout_read_s
+            if now - self.reader.last_progress > limit + slack:
+                bad.append("reader")
+        bad += [type(s).__name__ for s in self.sinks if not getattr(s, "alive", True)]
+        if self.status_server is not None and not self.status_server.alive:
+            bad.append("status-http")
+        return bad
+
+    def status(self) -> dict[str, Any]:
+        """The /status document (also the retained MQTT summary)."""
+        if self.board is None:
+            raise RuntimeError("Service.status: not started")
+        return self.board.document()
+
+    def _publish_summary(self) -> None:
+        """Retained ``<prefix>/status/summary`` every mqtt_interval_s, and at once after a (re)connect."""
+        every = self.cfg.status.mqtt_interval_s
+        if self.mqtt is None or self.board is None or every <= 0:
+            return
+        now, connected = time.monotonic(), self.mqtt.connected
+        due = connected and (not self._mqtt_was_up or now - self._last_summary >= every)
+        self._mqtt_was_up = connected
+        if due:
+            payload = json.dumps(self.board.document(), separators=(",", ":")).encode()
+            if self.mqtt.publish_summary(payload):
+                self._last_summary = now
 
     def drained(self) -> bool:
         """Every (file) source has ended, its last frame was processed and no read is pending."""
@@ -237,12 +346,17 @@ class Service:
         )
 
     def stats(self) -> dict[str, Any]:
+        cameras = {}
+        for cid, pipe in self.pipelines.items():
+            cap, counts = self.captures[cid].stats(), pipe.stats()
+            cameras[cid] = {**cap, **counts, "frames_in": cap["frames"], "frames_processed": counts.get("frames", 0)}
+        reader = None
+        if self.reader is not None:
+            alive = all(t.is_alive() for t in self.threads if t.name == "reader")
+            reader = {**self.reader.stats(), "alive": alive}
         return {
-            "cameras": {
-                cid: {**self.captures[cid].stats(), **self.pipelines[cid].stats()}
-                for cid in self.pipelines
-            },
-            "reader": self.reader.stats() if self.reader else None,
+            "cameras": cameras,
+            "reader": reader,
             "dispatch": self.dispatcher.stats() if self.dispatcher else {},
             "decide": self.decider.stats() if self.decider else {},
             "rules": self.rules.stats() if self.rules else {},

@@ -113,6 +113,8 @@ class ReadWorker:
         self._last_success: float | None = None
         self._last_error: str | None = None
         self._usage: dict[str, Any] | None = None
+        self._reachable: bool | None = None  # the last upload or usage poll was answered and accepted
+        self.last_progress = clock()  # the service's watchdog checks that this moves
 
     # ------------------------------------------------------------ any thread
 
@@ -169,6 +171,7 @@ class ReadWorker:
                 },
                 "last_success": self._last_success,
                 "last_error": self._last_error,
+                "reachable": self._reachable,
                 "usage": self._usage,
             }
 
@@ -199,6 +202,7 @@ class ReadWorker:
         """Pause for ``seconds`` unless stopped; True when the full pause elapsed."""
         end = self._clock() + seconds
         while not self._halted():
+            self.last_progress = self._clock()
             left = end - self._clock()
             if left <= 0:
                 return True
@@ -216,6 +220,7 @@ class ReadWorker:
             if depth:
                 logger.info("reader: outbox holds %d crops from before; draining", depth)
             while not self._halted():
+                self.last_progress = self._clock()
                 try:
                     self._step()
                 except Exception:  # the thread's one catch-all: log, count, carry on
@@ -368,6 +373,7 @@ class ReadWorker:
             self._c["reads"] += len(reads)
             self._c["late_reads"] += len(reads) if late else 0
             self._last_success = self._wall()
+            self._reachable = True
         if late:
             reads = [dataclasses.replace(r, late=True) for r in reads]
         self._deliver(crop, reads)
@@ -416,6 +422,7 @@ class ReadWorker:
             if isinstance(err, Throttled):
                 self._c["throttled"] += 1
             self._last_error = f"{kind}: {err}"
+            self._reachable = not isinstance(err, (Unavailable, Forbidden))
         if isinstance(err, (Throttled, Unavailable, Forbidden)):
             logger.debug("reader: %s", err)
         else:
@@ -456,8 +463,12 @@ class ReadWorker:
         except ReaderError as err:
             with self._lock:
                 self._errors["usage"] += 1
+                self._last_error = f"usage: {error_kind(err)}: {err}"
+                self._reachable = not isinstance(err, (Unavailable, Forbidden))
             logger.info("reader: usage poll failed: %s", err)
             return
+        with self._lock:
+            self._reachable = True
         if usage is None:
             return
         with self._lock:

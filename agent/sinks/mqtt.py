@@ -177,6 +177,14 @@ class MqttSink:
         for cam in self._gate_cameras:
             self._client.publish(f"{self._prefix}/{cam}/gate", "ON" if on else "OFF", qos=1, retain=True)
 
+    def publish_summary(self, payload: bytes) -> bool:
+        """The status document, retained on ``<prefix>/status/summary``; skipped while disconnected
+        (paho would queue every missed one)."""
+        c = self._client
+        if c is None or not self._connected:
+            return False
+        return bool(c.publish(f"{self._prefix}/status/summary", payload, qos=1, retain=True).rc == 0)
+
     # ------------------------------------------------------------ paho callbacks (network thread)
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:

@@ -264,6 +264,11 @@ class Gate:
     def is_on(self) -> bool:
         return self._on
 
+    @property
+    def alive(self) -> bool:
+        """The timer thread that guarantees the off runs (or was not asked for, or we are closed)."""
+        return self._thread is None or self._thread.is_alive() or self._closed
+
     def stats(self) -> dict[str, Any]:
         return {"type": self._cfg.type, "state": "on" if self._on else "off", **self._counts,
                 "last_pulse": dict(self._last) or None}

@@ -166,6 +166,11 @@ class WebhookSink:
         if not 200 <= resp.status_code < 300:
             raise DeliveryError(f"HTTP {resp.status_code}", retry=resp.status_code in RETRY_STATUS)
 
+    @property
+    def alive(self) -> bool:
+        """The delivery thread runs (or was never started)."""
+        return self._thread is None or self._thread.is_alive()
+
     def stats(self) -> dict[str, Any]:
         return {"url": self._cfg.url, "pending": self._queue.qsize(), **self._counts,
                 "last_error": self._last_error, "last_ok": self._last_ok}

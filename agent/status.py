@@ -1,0 +1,372 @@
+"""Operations: the status document (``GET /status``, 200 healthy / 503 not), Prometheus text
+(``GET /metrics``) and the small HTTP server that serves both on its own thread.
+
+Built only from the parts' ``stats()`` dicts; every string is scrubbed of known secrets and URL
+credentials before it leaves the process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from .config import StatusConfig
+from .events import iso
+
+logger = logging.getLogger(__name__)
+
+RATE_WINDOW_S = 5.0  # fps processed: counted over this window
+THROTTLED_RECENT_S = 60.0  # a 429 within this long: "rate_limited"
+REQUEST_TIMEOUT_S = 5.0  # an idle client connection is dropped after this long
+URL_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
+
+
+def scrub(value: Any, secrets: Iterable[str]) -> Any:
+    """``value`` with every secret and every ``user:password@`` in URLs replaced by ``***``."""
+    if isinstance(value, str):
+        for s in secrets:
+            value = value.replace(s, "***")
+        return URL_USERINFO.sub("***@", value)
+    if isinstance(value, Mapping):
+        return {str(k): scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub(v, secrets) for v in value]
+    return value
+
+
+class StatusBoard:
+    """Shapes ``Service.stats()`` into the status document; ``sample()`` feeds the fps window.
+
+    Thread-safe: the HTTP threads, the supervisor (MQTT summary) and ``sample()`` share it.
+    """
+
+    def __init__(
+        self,
+        stats: Callable[[], dict[str, Any]],
+        *,
+        frame_timeout_s: Mapping[str, float],
+        reader_type: str = "none",
+        reader_rate_per_s: float = 0.0,
+        summary: Callable[[], str] = lambda: "",
+        secrets: Iterable[str] = (),
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._stats = stats
+        self._frame_timeout_s = dict(frame_timeout_s)
+        self._reader_type = reader_type
+        self._reader_rate = reader_rate_per_s
+        self._summary = summary
+        self._secrets = [s for s in secrets if s]
+        self._clock = clock
+        self._wall = wall
+        self._started = clock()
+        self._lock = threading.Lock()
+        self._processed: dict[str, deque[tuple[float, int]]] = {}
+        self._throttled = (0, float("-inf"))  # (count, when it last grew)
+
+    def sample(self, processed: Mapping[str, int]) -> None:
+        """Record each camera's processed-frame count (the supervisor calls this about once a second)."""
+        now = self._clock()
+        with self._lock:
+            for cid, n in processed.items():
+                window = self._processed.setdefault(cid, deque(maxlen=64))
+                window.append((now, n))
+                while len(window) > 2 and now - window[0][0] > RATE_WINDOW_S:
+                    window.popleft()
+
+    def _fps_processed(self, cid: str) -> float:
+        with self._lock:
+            window = self._processed.get(cid)
+            if not window or len(window) < 2:
+                return 0.0
+            (t0, n0), (t1, n1) = window[0], window[-1]
+        return round((n1 - n0) / (t1 - t0), 2) if t1 > t0 else 0.0
+
+    def document(self) -> dict[str, Any]:
+        """The /status document (see README "Status"); ``ok`` decides 200 or 503."""
+        stats = self._stats()
+        now, wall = self._clock(), self._wall()
+        cams = stats.get("cameras", {})
+        self.sample({cid: int(c.get("frames_processed", c.get("frames", 0))) for cid, c in cams.items()})
+        cameras = {cid: self._camera(cid, c, now) for cid, c in cams.items()}
+        reader = self._reader(stats.get("reader"), now, wall)
+        sinks = stats.get("sinks", {})
+        doc = {
+            "ok": all(c["ok"] for c in cameras.values()) and reader["ok"],
+            "time": iso(wall),
+            "uptime_s": round(now - self._started, 1),
+            "summary": self._summary(),
+            "cameras": cameras,
+            "reader": reader,
+            "mqtt": self._mqtt(sinks.get("MqttSink")),
+            "relay": self._relay(sinks.get("Gate")),
+            "webhooks": [
+                {k: s.get(k) for k in ("url", "pending", "sent", "failed", "dropped", "last_error")}
+                for name, s in sinks.items() if name.startswith("WebhookSink")
+            ],
+            "events": int(stats.get("dispatch", {}).get("events", 0)),
+        }
+        return scrub(doc, self._secrets)  # type: ignore[no-any-return]
+
+    def _camera(self, cid: str, c: Mapping[str, Any], now: float) -> dict[str, Any]:
+        last = c.get("last_frame_mono")
+        age = round(now - last, 3) if last is not None else None
+        timeout = self._frame_timeout_s.get(cid, 5.0)
+        fresh = bool(c.get("connected")) and age is not None and age <= timeout
+        return {
+            "ok": fresh or bool(c.get("ended")),  # a file that played out is done, not broken
+            "connected": bool(c.get("connected")),
+            "ended": bool(c.get("ended")),
+            "fps_in": c.get("fps_in", 0.0),
+            "fps_processed": self._fps_processed(cid),
+            "last_frame_age_s": age,
+            "reconnects": c.get("reconnects", 0),
+            "stalls": c.get("stalls", 0),
+            "dropped_frames": c.get("dropped", 0),
+            "corrupt_frames": c.get("corrupt", 0),
+            "frames_in": c.get("frames_in", 0),
+            "frames_processed": c.get("frames_processed", 0),
+            "motion_frames": c.get("motion_frames", 0),
+            "plates": c.get("detections", 0),
+            "uploads": c.get("uploads", 0),
+            "errors": c.get("errors", 0),
+            "last_error": c.get("last_error") or None,
+        }
+
+    def _reader(self, r: Mapping[str, Any] | None, now: float, wall: float) -> dict[str, Any]:
+        if r is None:
+            return {"ok": True, "type": self._reader_type, "state": "off"}
+        throttled = int(r.get("throttled", 0))
+        with self._lock:
+            if throttled > self._throttled[0]:
+                self._throttled = (throttled, now)
+            recent = now - self._throttled[1] <= THROTTLED_RECENT_S
+        usage = r.get("usage") or {}
+        outbox = r.get("outbox") or {}
+        last_ok, until = r.get("last_success"), r.get("forbidden_until")
+        return {
+            "ok": r.get("state") == "ok" and r.get("reachable") is not False and bool(r.get("alive", True)),
+            "type": self._reader_type,
+            "state": r.get("state"),  # ok | unavailable | forbidden (uploads paused)
+            "reachable": r.get("reachable"),  # the last upload or usage poll got an answer
+            "rate_limited": recent,
+            "rate_per_s": self._reader_rate,
+            "throttled_total": throttled,
+            "forbidden_until": iso(until) if until else None,
+            "last_success": iso(last_ok) if last_ok else None,
+            "last_success_age_s": round(wall - last_ok, 1) if last_ok else None,
+            "last_error": r.get("last_error"),
+            "quota": {"used": usage.get("calls"), "limit": usage.get("limit"),
+                      "resets_on": usage.get("resets_on") or None} if usage else None,
+            "outbox": {
+                "depth": outbox.get("depth"),
+                "oldest_age_s": None if outbox.get("oldest_age_s") is None else round(outbox["oldest_age_s"], 1),
+                "evicted": outbox.get("evicted", 0),
+            },
+            "queued": r.get("queued", 0),
+            "uploads": r.get("uploads", 0),
+            "crops_read": r.get("crops_read", 0),
+            "reads": r.get("reads", 0),
+            "late_reads": r.get("late_reads", 0),
+            "errors": dict(r.get("errors", {})),
+            "parked": dict(r.get("parked", {})),
+            "dropped": dict(r.get("dropped", {})),
+        }
+
+    @staticmethod
+    def _mqtt(m: Mapping[str, Any] | None) -> dict[str, Any]:
+        if m is None:
+            return {"enabled": False, "connected": False}
+        keys = ("connected", "outbox", "outbox_dropped", "connects", "disconnects", "acked", "last_error")
+        return {"enabled": True, **{k: m.get(k) for k in keys}}
+
+    @staticmethod
+    def _relay(g: Mapping[str, Any] | None) -> dict[str, Any]:
+        if g is None:
+            return {"type": "none", "state": None, "last_pulse": None}
+        keys = ("type", "state", "last_pulse", "pulses", "forced_off", "errors")
+        return {k: g.get(k) for k in keys}
+
+
+# ---------------------------------------------------------------- Prometheus text
+
+
+def _num(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (int, float)):
+        return repr(float(value)) if isinstance(value, float) else str(value)
+    return None
+
+
+def _labels(labels: Mapping[str, str]) -> str:
+    if not labels:
+        return ""
+    esc = (str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") for v in labels.values())
+    return "{" + ",".join(f'{k}="{v}"' for k, v in zip(labels, esc, strict=True)) + "}"
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def add(self, name: str, kind: str, help_: str, samples: Iterable[tuple[Mapping[str, str], Any]]) -> None:
+        rows = [(lb, _num(v)) for lb, v in samples]
+        rows = [(lb, v) for lb, v in rows if v is not None]
+        if not rows:
+            return
+        full = f"plate_agent_{name}"
+        self.lines += [f"# HELP {full} {help_}", f"# TYPE {full} {kind}"]
+        self.lines += [f"{full}{_labels(lb)} {v}" for lb, v in rows]
+
+
+CAMERA_METRICS = (  # name, type, help, key in the camera's status
+    ("camera_up", "gauge", "1 while the camera delivers fresh frames", "ok"),
+    ("camera_connected", "gauge", "1 while connected", "connected"),
+    ("camera_fps_in", "gauge", "frames received per second", "fps_in"),
+    ("camera_fps_processed", "gauge", "frames processed per second", "fps_processed"),
+    ("camera_last_frame_age_seconds", "gauge", "seconds since the last frame", "last_frame_age_s"),
+    ("camera_reconnects_total", "counter", "reconnections", "reconnects"),
+    ("camera_stalls_total", "counter", "reads abandoned by the read watchdog", "stalls"),
+    ("camera_dropped_frames_total", "counter", "frames overwritten before processing", "dropped_frames"),
+    ("camera_corrupt_frames_total", "counter", "frames that could not be decoded", "corrupt_frames"),
+    ("camera_frames_total", "counter", "frames received", "frames_in"),
+    ("camera_frames_processed_total", "counter", "frames processed", "frames_processed"),
+    ("camera_plates_total", "counter", "plates detected on the device", "plates"),
+    ("camera_uploads_total", "counter", "crops handed to the reader", "uploads"),
+)
+READER_METRICS = (
+    ("reader_up", "gauge", "1 while the reader is healthy", "ok"),
+    ("reader_rate_limited", "gauge", "1 after a 429 in the last minute", "rate_limited"),
+    ("reader_uploads_total", "counter", "upload attempts", "uploads"),
+    ("reader_reads_total", "counter", "plate reads delivered", "reads"),
+    ("reader_late_reads_total", "counter", "plate reads too late to open the gate", "late_reads"),
+    ("reader_throttled_total", "counter", "429 answers", "throttled_total"),
+    ("reader_last_success_age_seconds", "gauge", "seconds since the last successful read", "last_success_age_s"),
+)
+
+
+def metrics_text(doc: Mapping[str, Any]) -> str:
+    """The status document as Prometheus text exposition (version 0.0.4)."""
+    m = _Metrics()
+    m.add("up", "gauge", "1 while every camera and the reader are healthy", [({}, doc["ok"])])
+    m.add("events_total", "counter", "events (one per vehicle pass and update)", [({}, doc["events"])])
+    cams = doc["cameras"]
+    for name, kind, help_, key in CAMERA_METRICS:
+        m.add(name, kind, help_, [({"camera": cid}, c.get(key)) for cid, c in cams.items()])
+    r = doc["reader"]
+    for name, kind, help_, key in READER_METRICS:
+        m.add(name, kind, help_, [({}, r.get(key))])
+    m.add("reader_paused", "gauge", "1 while uploads are paused (state unavailable or forbidden)",
+          [({"state": s}, r.get("state") == s) for s in ("unavailable", "forbidden")] if "state" in r else [])
+    m.add("reader_errors_total", "counter", "failed reads by kind",
+          [({"kind": k}, v) for k, v in sorted(r.get("errors", {}).items())])
+    outbox = r.get("outbox") or {}
+    m.add("reader_outbox_depth", "gauge", "crops waiting in the outbox", [({}, outbox.get("depth"))])
+    m.add("reader_outbox_oldest_age_seconds", "gauge", "age of the oldest crop in the outbox",
+          [({}, outbox.get("oldest_age_s"))])
+    m.add("reader_outbox_evicted_total", "counter", "crops dropped by the outbox bounds", [({}, outbox.get("evicted"))])
+    quota = r.get("quota") or {}
+    m.add("reader_quota_used", "gauge", "lookups used this period", [({}, quota.get("used"))])
+    m.add("reader_quota_limit", "gauge", "lookups allowed this period", [({}, quota.get("limit"))])
+    mqtt = doc["mqtt"]
+    if mqtt.get("enabled"):
+        m.add("mqtt_connected", "gauge", "1 while connected to the broker", [({}, mqtt.get("connected"))])
+        m.add("mqtt_outbox_depth", "gauge", "messages waiting for the broker", [({}, mqtt.get("outbox"))])
+    relay = doc["relay"]
+    if relay.get("state") is not None:
+        m.add("relay_on", "gauge", "1 while the gate relay is on", [({}, relay["state"] == "on")])
+        m.add("relay_pulses_total", "counter", "gate relay pulses", [({}, relay.get("pulses"))])
+    return "\n".join(m.lines) + "\n"
+
+
+# ---------------------------------------------------------------- HTTP server
+
+
+class _Handler(BaseHTTPRequestHandler):
+    board: StatusBoard
+    timeout = REQUEST_TIMEOUT_S
+    server_version = "plate-agent"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        logger.debug("status http %s " + format, self.client_address[0], *args)
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        try:
+            if path == "/status":
+                doc = self.board.document()
+                self._send(200 if doc["ok"] else 503, json.dumps(doc, indent=1).encode(), "application/json")
+            elif path == "/metrics":
+                text = metrics_text(self.board.document())
+                self._send(200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
+            else:
+                self._send(404, b'{"error": "not found; try /status or /metrics"}', "application/json")
+        except Exception:  # this request fails, the server goes on
+            logger.exception("status request failed path=%s", path)
+            self._send(500, b'{"error": "internal error"}', "application/json")
+
+    def _send(self, status: int, body: bytes, ctype: str) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:  # the client went away
+            pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+
+class StatusServer:
+    """``GET /status`` and ``GET /metrics`` on ``bind:port`` (port 0: any free port, see ``port``)."""
+
+    def __init__(self, cfg: StatusConfig, board: StatusBoard) -> None:
+        self._cfg = cfg
+        self._board = board
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Bind and serve on the ``status-http`` thread; raises OSError when the address is taken."""
+        handler = type("Handler", (_Handler,), {"board": self._board})
+        self._httpd = _Server((self._cfg.bind, self._cfg.port), handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="status-http", daemon=True)
+        self._thread.start()
+        logger.info("status server listening address=%s port=%d", self._cfg.bind, self.port)
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1]) if self._httpd is not None else 0
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is None or self._thread.is_alive()
+
+    def close(self) -> None:
+        """Stop serving; idempotent."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is not None:
+            httpd.shutdown()
+            httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(2.0)
+            self._thread = None
+
+
+__all__ = ["StatusBoard", "StatusServer", "metrics_text", "scrub"]

@@ -1,0 +1,128 @@
+"""The status board, the Prometheus text and the HTTP server, from hand-made stats."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+
+from agent.config import StatusConfig
+from agent.status import StatusBoard, StatusServer, metrics_text, scrub
+
+NOW = 1000.0
+
+
+def stats(connected: bool = True, reader_state: str = "ok", age_s: float = 0.1) -> dict[str, Any]:
+    return {
+        "cameras": {"gate": {"connected": connected, "ended": False, "fps_in": 15.0, "frames_in": 300,
+                             "frames_processed": 200, "last_frame_mono": NOW - age_s, "reconnects": 2,
+                             "dropped": 7, "corrupt": 1, "stalls": 0, "last_error": "rtsp://u:pw@cam/x: refused"}},
+        "reader": {"state": reader_state, "reachable": True, "throttled": 0, "queued": 0, "uploads": 5,
+                   "crops_read": 5, "reads": 5, "late_reads": 0, "errors": {"throttled": 0}, "parked": {},
+                   "dropped": {}, "forbidden_until": None, "last_success": 1.7e9, "last_error": None,
+                   "usage": {"calls": 12, "limit": 2500, "resets_on": ""},
+                   "outbox": {"depth": 3, "oldest_age_s": 12.345, "evicted": 1}},
+        "dispatch": {"events": 4},
+        "sinks": {"Gate": {"type": "gpio", "state": "off", "pulses": 1, "last_pulse": {"at": "x"}},
+                  "MqttSink": {"connected": False, "outbox": 0, "last_error": "connect refused"}},
+    }
+
+
+def board(**kw: Any) -> StatusBoard:
+    return StatusBoard(lambda: stats(**kw), frame_timeout_s={"gate": 5.0}, reader_type="cloud",
+                       secrets=["sekrit-token"], clock=lambda: NOW, wall=lambda: 1.7e9 + 60)
+
+
+def test_document_shape_and_health() -> None:
+    doc = board().document()
+    assert doc["ok"] is True
+    cam = doc["cameras"]["gate"]
+    assert (cam["connected"], cam["fps_in"], cam["last_frame_age_s"], cam["reconnects"], cam["dropped_frames"]) == (
+        True, 15.0, 0.1, 2, 7)
+    assert "pw" not in cam["last_error"] and "***@" in cam["last_error"]
+    r = doc["reader"]
+    assert r["quota"] == {"used": 12, "limit": 2500, "resets_on": None}
+    assert r["outbox"] == {"depth": 3, "oldest_age_s": 12.3, "evicted": 1} and r["last_success_age_s"] == 60.0
+    assert doc["mqtt"] == {"enabled": True, "connected": False, "outbox": 0, "outbox_dropped": None,
+                           "connects": None, "disconnects": None, "acked": None, "last_error": "connect refused"}
+    assert doc["relay"]["state"] == "off" and doc["relay"]["last_pulse"] == {"at": "x"}
+    assert board(connected=False).document()["ok"] is False
+    assert board(age_s=6.0).document()["ok"] is False  # connected but no frame for longer than the timeout
+    assert board(reader_state="forbidden").document()["ok"] is False
+
+
+def test_scrub_removes_secrets_and_url_credentials() -> None:
+    doc = {"a": ["x sekrit-token y", {"b": "rtsp://admin:hunter2@10.0.0.1/s"}], "n": 3}
+    assert scrub(doc, ["sekrit-token"]) == {"a": ["x *** y", {"b": "rtsp://***@10.0.0.1/s"}], "n": 3}
+
+
+def test_metrics_are_valid_prometheus_text() -> None:
+    text = metrics_text(board().document())
+    sample = re.compile(r'^plate_agent_[a-z_]+(\{[a-z_]+="[^"\\\n]*"(,[a-z_]+="[^"\\\n]*")*\})? -?[0-9.e+-]+$')
+    types: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE"):
+            _, _, name, kind = line.split()
+            types[name] = kind
+        elif not line.startswith("# HELP"):
+            assert sample.match(line), line
+    assert all(name.endswith("_total") for name, kind in types.items() if kind == "counter")
+    assert 'plate_agent_camera_dropped_frames_total{camera="gate"} 7' in text
+    assert "plate_agent_reader_outbox_depth 3" in text and "plate_agent_reader_quota_limit 2500" in text
+    assert "plate_agent_mqtt_connected 0" in text and "plate_agent_relay_on 0" in text
+
+
+def get(port: int, path: str) -> tuple[int, bytes, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, r.read(), r.headers["Content-Type"]
+    except urllib.error.HTTPError as err:
+        return err.code, err.read(), err.headers["Content-Type"]
+
+
+@pytest.fixture
+def server_for():
+    servers: list[StatusServer] = []
+
+    def make(b: StatusBoard, **cfg: Any) -> StatusServer:
+        s = StatusServer(StatusConfig(port=0, **cfg), b)
+        s.start()
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.close()
+
+
+def test_server_binds_loopback_by_default_and_answers(server_for) -> None:
+    assert StatusConfig().bind == "127.0.0.1"
+    s = server_for(board())
+    assert s._httpd is not None and s._httpd.server_address[0] == "127.0.0.1"
+    code, body, ctype = get(s.port, "/status")
+    assert code == 200 and ctype == "application/json" and json.loads(body)["ok"] is True
+    code, body, ctype = get(s.port, "/metrics")
+    assert code == 200 and ctype.startswith("text/plain; version=0.0.4") and b"plate_agent_up 1" in body
+    assert get(s.port, "/nope")[0] == 404
+    assert b"sekrit-token" not in body
+
+
+def test_unhealthy_is_503_and_a_failing_board_is_500_not_a_dead_server(server_for) -> None:
+    s = server_for(board(connected=False))
+    assert get(s.port, "/status")[0] == 503
+    broken = StatusBoard(lambda: 1 / 0, frame_timeout_s={})  # type: ignore[arg-type, return-value]
+    s2 = server_for(broken)
+    assert get(s2.port, "/status")[0] == 500
+    assert get(s2.port, "/status")[0] == 500 and s2.alive
+
+
+def test_bind_elsewhere_only_when_told(server_for) -> None:
+    s = server_for(board(), bind="0.0.0.0")
+    assert s._httpd is not None and s._httpd.server_address[0] == "0.0.0.0"
+    with socket.create_connection(("127.0.0.1", s.port), timeout=2):
+        pass
