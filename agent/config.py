@@ -427,7 +427,7 @@ def parse(doc: dict[str, Any], path: str = "") -> Config:
         for dup in sorted({x for x in ids if ids.count(x) > 1}):
             errors.append(f"cameras: duplicate id {dup!r}")
         for key, listed in (("relay.cameras", cfg.relay.cameras),):
-            unknown = [x for x in listed if x not in ids]
+            unknown = [x for x in listed if isinstance(x, str) and x not in ids]  # others: reported
             if unknown:
                 errors.append(f"{key}: unknown camera id(s) {', '.join(unknown)}")
     if errors or cfg is None:

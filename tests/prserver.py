@@ -39,6 +39,9 @@ FAULTS = (
     "error",  # 200 with {"error": ...}
     "huge",  # 200 with a 5 MB body
     "nan",  # 200 with NaN scores
+    "deep",  # 200 with JSON nested 100,000 deep
+    "types",  # 200 with every field the wrong type
+    "badutf8",  # 200 with bytes that are not UTF-8
     "403", "413", "429",  # forced, whatever the request
 )
 _HTML = "<html><head><title>{0}</title></head><body><h1>{0}</h1><hr>nginx</body></html>"
@@ -356,6 +359,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(rec, 200, {"error": "Licence expired"})
         if fault == "huge":
             return self._send(rec, 200, b'{"results": [], "pad": "' + b"x" * 5_000_000 + b'"}')
+        if fault == "deep":
+            return self._send(rec, 200, b'{"results": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+        if fault == "types":
+            return self._send(rec, 200, {"results": [{"plate": 7, "score": "high", "box": [1, 2],
+                                                      "candidates": "none", "region": 3}]})
+        if fault == "badutf8":
+            return self._send(rec, 200, b'{"results": [{"plate": "\xff\xfe\xc3", "score": 0.9}]}')
         if fault == "nan":
             return self._send(rec, 200, b'{"results": [{"plate": "abc", "score": NaN, "box": {}}]}')
         if not rec.upload:

@@ -1,0 +1,91 @@
+"""The systemd watchdog means something: WATCHDOG=1 stops when a thread is wedged (a detector that
+never returns, a reader stuck in its client) and goes on through a hung camera read, which the
+capture's own read watchdog handles. Pings are observed on a real notify socket."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.notify import Notifier
+from tests.faults.conftest import Pings, agent_config, wait_until
+from tests.prserver import PRServer
+
+pytestmark = pytest.mark.faults
+
+STALL_S = 1.5
+
+
+@pytest.fixture
+def notify(tmp_path: Path) -> Iterator[tuple[Pings, Notifier]]:
+    pings = Pings(tmp_path / "n.sock")
+    yield pings, Notifier({"NOTIFY_SOCKET": str(tmp_path / "n.sock"), "WATCHDOG_USEC": "600000"})
+    pings.close()
+
+
+class StillCamera:
+    frame_interval_s = 1 / 10
+
+    def __init__(self, hang: threading.Event | None = None) -> None:
+        self.hang = hang
+        self.image = np.full((240, 320, 3), 80, np.uint8)
+
+    def open(self) -> None:
+        pass
+
+    def read(self) -> object:
+        if self.hang is not None and self.hang.is_set():
+            time.sleep(3.0)  # a driver call that hangs for a while
+        return self.image
+
+    def close(self) -> None:
+        pass
+
+
+def test_wedged_pipeline_stops_the_pings_and_says_which(tmp_path: Path, notify, start_agent, caplog) -> None:
+    pings, notifier = notify
+    cfg = agent_config(tmp_path, cameras=[{"id": "gate", "source": "fake://", "read_timeout_s": 1.0}])
+    agent = start_agent(cfg, notifier=notifier, stall_s=STALL_S, source_factory=lambda cam: StillCamera())
+    assert pings.count(1.5) >= 2
+    release = threading.Event()
+    agent.service.pipelines["gate"].step = lambda frame: release.wait(30)  # the detector never returns
+    wait_until(lambda: not agent.service.healthy(), what="the stall noticed")
+    assert agent.service.stalled() == ["pipeline-gate"]
+    assert pings.count(1.0) == 0
+    assert "pipeline-gate" in caplog.text
+    release.set()
+    del agent.service.pipelines["gate"].step
+    wait_until(lambda: agent.service.healthy(), what="turning again")
+    assert pings.count(1.5) >= 1
+
+
+def test_wedged_reader_stops_the_pings(tmp_path: Path, notify, clips, start_agent) -> None:
+    pings, notifier = notify
+    release = threading.Event()
+    with PRServer(token=None) as server:
+        cfg = agent_config(tmp_path, cameras=[{"id": "gate", "source": str(clips(("AB12 CDE",))), "type": "file"}],
+                           reader={"type": "sdk", "url": server.url, "timeout_connect_s": 0.1,
+                                   "timeout_read_s": 0.1, "rate_per_s": 0.0})
+        agent = start_agent(cfg, notifier=notifier, stall_s=STALL_S)
+        agent.service.reader._reader.read = lambda crop: release.wait(60) and []  # stuck inside the client
+        wait_until(lambda: agent.service.stalled() == ["reader"], what="the reader stall noticed")
+        assert pings.count(1.0) == 0
+        release.set()
+        wait_until(lambda: agent.service.healthy(), what="the reader turning again")
+
+
+def test_hung_camera_read_is_not_a_wedge(tmp_path: Path, notify, start_agent) -> None:
+    pings, notifier = notify
+    hang = threading.Event()
+    cfg = agent_config(tmp_path, cameras=[{"id": "gate", "source": "fake://", "read_timeout_s": 0.5,
+                                           "reconnect_max_s": 0.5}])
+    agent = start_agent(cfg, notifier=notifier, stall_s=STALL_S, source_factory=lambda cam: StillCamera(hang))
+    hang.set()
+    wait_until(lambda: agent.doc()["cameras"]["gate"]["stalls"] >= 1, what="the capture's read watchdog")
+    assert agent.status()[0] == 503  # reported...
+    assert pings.count(2.0) >= 2 and agent.service.healthy()  # ...but not restarted for
