@@ -12,11 +12,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import cv2
 
-from .config import CameraConfig, Config, secret, state_dir
+from .config import CameraConfig, Config, state_dir
 from .motion import MotionGate
 from .notify import Notifier
 from .pipeline import CameraPipeline, Dispatcher, Sink
@@ -172,7 +171,7 @@ class Service:
 
         A status port already taken is logged, not fatal: the gate matters more than its report.
         """
-        from .status import StatusBoard, StatusServer
+        from .status import StatusBoard, StatusServer, known_secrets
 
         cfg = self.cfg
         self.board = StatusBoard(
@@ -181,7 +180,7 @@ class Service:
             reader_type=cfg.reader.type,
             reader_rate_per_s=cfg.reader.rate_per_s,
             summary=self.summary,
-            secrets=self._secrets(),
+            secrets=known_secrets(cfg),
         )
         if not cfg.status.enabled:
             return
@@ -193,18 +192,6 @@ class Service:
             return
         self.status_server = server
         self.closers.append(("status-server", server.close))  # closed first: it reads every part
-
-    def _secrets(self) -> list[str]:
-        """Values that must never reach the status output (the log never gets them at all)."""
-        names = ["PLATE_RECOGNIZER_TOKEN", "MQTT_PASSWORD"]
-        names += [h.secret_env for h in self.cfg.webhooks if h.secret_header]
-        values = [secret(n) or "" for n in names]
-        for cam in self.cfg.cameras:
-            try:
-                values.append(urlsplit(cam.source).password or "")
-            except ValueError:
-                pass
-        return [v for v in values if len(v) >= 4]  # a 1-3 character "secret" would blank out digits
 
     def _detected_only(self, crop: PlateCrop) -> bool:
         assert self.dispatcher is not None
@@ -338,12 +325,18 @@ class Service:
             for k, v in p.counters.items():
                 totals[k] = totals.get(k, 0) + v
         events = self.dispatcher.counters["events"] if self.dispatcher else 0
-        connected = sum(1 for c in self.captures.values() if c.stats().get("connected"))
-        return (
+        connected = sum(1 for c in self.captures.values() if c.connected)
+        line = (
             f"cameras {connected}/{len(self.captures)} connected, frames {totals.get('frames', 0)}, "
             f"motion {totals.get('motion_frames', 0)}, plates {totals.get('detections', 0)}, "
             f"uploads {totals.get('uploads', 0)}, events {events}"
         )
+        if self.reader is not None:
+            r = self.reader.stats()
+            line += f", reader {r['state']}, outbox {r['outbox']['depth']}"
+        if self.mqtt is not None:
+            line += f", mqtt {'up' if self.mqtt.connected else 'down'}"
+        return line
 
     def stats(self) -> dict[str, Any]:
         cameras = {}

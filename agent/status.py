@@ -16,8 +16,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
-from .config import StatusConfig
+from .config import Config, StatusConfig, secret
 from .events import iso
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,20 @@ def scrub(value: Any, secrets: Iterable[str]) -> Any:
     if isinstance(value, (list, tuple)):
         return [scrub(v, secrets) for v in value]
     return value
+
+
+def known_secrets(cfg: Config) -> list[str]:
+    """Values that must never reach the status output: the token, the passwords, the webhook
+    secrets and camera URL passwords (the log never gets them in the first place)."""
+    names = ["PLATE_RECOGNIZER_TOKEN", "MQTT_PASSWORD"]
+    names += [h.secret_env for h in cfg.webhooks if h.secret_header]
+    values = [secret(n) or "" for n in names]
+    for cam in cfg.cameras:
+        try:
+            values.append(urlsplit(cam.source).password or "")
+        except ValueError:
+            pass
+    return [v for v in values if len(v) >= 4]  # a 1-3 character "secret" would blank out digits
 
 
 class StatusBoard:
@@ -369,4 +384,4 @@ class StatusServer:
             self._thread = None
 
 
-__all__ = ["StatusBoard", "StatusServer", "metrics_text", "scrub"]
+__all__ = ["StatusBoard", "StatusServer", "known_secrets", "metrics_text", "scrub"]

@@ -135,6 +135,7 @@ def test_dead_broker_camera_and_reader_at_once_then_all_return(
         assert doc["reader"]["ok"] is False and doc["reader"]["last_error"].startswith("usage:")
         assert doc["mqtt"]["connected"] is False
         assert pings.messages[0].startswith("READY=1")
+        assert "cameras 0/1 connected" in pings.messages[0] and "mqtt down" in pings.messages[0]  # STATUS=
         assert pings.count(2.0) >= 2  # dead dependencies are not a wedged agent
         assert agent.proc.poll() is None
 

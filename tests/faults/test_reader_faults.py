@@ -157,8 +157,9 @@ def test_outbox_cap_drops_the_oldest_counts_and_the_agent_lives(tmp_path: Path, 
     agent, _, _ = reader_agent(tmp_path, clips(cars), server, start_agent,
                                storage={"outbox_max_items": 2})
     wait_until(lambda: clip_done(agent), what="three cars passed")
-    r = wait_until(lambda: (x := agent.doc()["reader"])["outbox"]["evicted"] >= 1 and x, what="an eviction")
     uploads = agent.service.pipelines["gate"].counters["uploads"]
+    r = wait_until(lambda: (x := agent.doc()["reader"])["queued"] == 0 and sum(x["parked"].values()) == uploads
+                   and x, what="every crop parked")
     assert uploads >= 3 and r["outbox"]["depth"] == 2
     assert sum(r["parked"].values()) == uploads == r["outbox"]["evicted"] + r["outbox"]["depth"]
     assert "plate_agent_reader_outbox_evicted_total" in agent.metrics()
