@@ -49,6 +49,8 @@ class SceneSpec:
     approach_scale: float = 0.45  # vehicle size when it comes into view (1.0 at the stop line)
     tail_s: float = 0.0  # empty road after the last vehicle's gap
     readable_plate_px: int = 40  # plate width from which ground truth counts it readable
+    # pictures of real plates (image files cut to the plate), one per vehicle in order; () = drawn
+    plate_images: Sequence[str] = ()
     seed: int = 7
 
 
@@ -82,8 +84,21 @@ def _background(spec: SceneSpec) -> Image:
     return np.clip(img + grain, 0, 255).astype(np.uint8)
 
 
-def draw_plate(img: Image, text: str, x: int, y: int, width: int) -> list[int]:
-    """A white plate with a dark border and black characters; returns its box."""
+def paste(img: Image, picture: Image, x: int, y: int, width: int) -> list[int]:
+    """``picture`` scaled to ``width`` with its top-left corner at (x, y), clipped to the frame."""
+    height = max(8, round(width * picture.shape[0] / picture.shape[1]))
+    scaled = cv2.resize(picture, (width, height), interpolation=cv2.INTER_AREA)
+    h, w = img.shape[:2]
+    x1, y1, x2, y2 = max(0, x), max(0, y), min(w, x + width), min(h, y + height)
+    if x1 < x2 and y1 < y2:
+        img[y1:y2, x1:x2] = scaled[y1 - y : y2 - y, x1 - x : x2 - x]
+    return [x, y, x + width, y + height]
+
+
+def draw_plate(img: Image, text: str, x: int, y: int, width: int, picture: Image | None = None) -> list[int]:
+    """A white plate with a dark border and black characters (or ``picture``); returns its box."""
+    if picture is not None:
+        return paste(img, picture, x, y, width)
     height = max(8, int(width / 4.5))
     cv2.rectangle(img, (x, y), (x + width, y + height), (245, 245, 245), -1)
     cv2.rectangle(img, (x, y), (x + width, y + height), (20, 20, 20), max(1, width // 90))
@@ -98,7 +113,8 @@ def draw_plate(img: Image, text: str, x: int, y: int, width: int) -> list[int]:
     return [x, y, x + width, y + height]
 
 
-def draw_car(img: Image, cx: int, bottom: int, scale: float, colour: tuple[int, int, int], plate: str) -> list[int]:
+def draw_car(img: Image, cx: int, bottom: int, scale: float, colour: tuple[int, int, int], plate: str,
+             picture: Image | None = None) -> list[int]:
     """A car seen from the front, centred on ``cx`` with its bumper at ``bottom``; returns the plate box."""
     w = int(520 * scale)
     h = int(360 * scale)
@@ -123,7 +139,7 @@ def draw_car(img: Image, cx: int, bottom: int, scale: float, colour: tuple[int, 
     cv2.rectangle(img, (x1, bottom - int(h * 0.2)), (x1 + w, bottom - int(h * 0.05)),
                   tuple(max(0, c - 40) for c in colour), -1)  # bumper
     pw = int(w * 0.36)
-    return draw_plate(img, plate, cx - pw // 2, bottom - int(h * 0.19), pw)
+    return draw_plate(img, plate, cx - pw // 2, bottom - int(h * 0.19), pw, picture)
 
 
 def render(spec: SceneSpec) -> tuple[Iterator[Image], list[VehicleTruth], int]:
@@ -137,6 +153,8 @@ def render(spec: SceneSpec) -> tuple[Iterator[Image], list[VehicleTruth], int]:
         t += n_in + n_stop + n_out + round(spec.gap_s * fps)
     total = t + round(spec.tail_s * fps)
     bg = _background(spec)
+    pictures: list[Image | None] = [_read_image(p) for p in spec.plate_images]
+    pictures += [None] * (len(truths) - len(pictures))
     w, h = spec.width, spec.height
     stop_bottom = int(h * 0.85)
     s0 = spec.approach_scale
@@ -162,7 +180,7 @@ def render(spec: SceneSpec) -> tuple[Iterator[Image], list[VehicleTruth], int]:
             for k, v in enumerate(truths):
                 p = pose(v, i)
                 if p is not None:
-                    box = draw_car(img, p[0], p[1], p[2], CAR_COLOURS[k % len(CAR_COLOURS)], v.plate)
+                    box = draw_car(img, p[0], p[1], p[2], CAR_COLOURS[k % len(CAR_COLOURS)], v.plate, pictures[k])
                     if i == v.stop_frame:
                         v.plate_box_at_stop = box
             if spec.pedestrian:
@@ -184,7 +202,7 @@ def render(spec: SceneSpec) -> tuple[Iterator[Image], list[VehicleTruth], int]:
     # plate boxes are known before rendering: the pose fixes them
     for k, v in enumerate(truths):
         probe = bg.copy()
-        v.plate_box_at_stop = draw_car(probe, w // 2, stop_bottom, 1.0, CAR_COLOURS[k % 5], v.plate)
+        v.plate_box_at_stop = draw_car(probe, w // 2, stop_bottom, 1.0, CAR_COLOURS[k % 5], v.plate, pictures[k])
         for i in range(v.enter_frame, v.exit_frame):
             p = pose(v, i)
             assert p is not None
@@ -193,6 +211,13 @@ def render(spec: SceneSpec) -> tuple[Iterator[Image], list[VehicleTruth], int]:
                 v.readable_frame = i
                 break
     return frames(), truths, total
+
+
+def _read_image(path: str) -> Image:
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise OSError(f"cannot read plate image {path}")
+    return np.asarray(img, np.uint8)
 
 
 def _plate_box(cx: int, bottom: int, scale: float) -> tuple[int, int, int, int]:

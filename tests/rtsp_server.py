@@ -46,7 +46,7 @@ def file_pipeline(path: str) -> str:
     )
 
 
-def log_frames(factory: Any, path: str, fps: int) -> None:
+def log_frames(factory: Any, path: str, fps: int, on_eos: Any) -> None:
     """Stamp every frame entering the payloader (index from its timestamp) into ``path``."""
     out = open(path, "a", buffering=1)  # noqa: SIM115  (open for the life of the process)
     frame_ns = Gst.SECOND / fps
@@ -59,6 +59,7 @@ def log_frames(factory: Any, path: str, fps: int) -> None:
                 out.write(f"{round(pts / frame_ns)} {now:.6f}\n")
         elif info.get_event().type == Gst.EventType.EOS:
             out.write(f"EOS {now:.6f}\n")
+            GLib.idle_add(on_eos)
         return Gst.PadProbeReturn.OK
 
     def configure(_factory: Any, media: Any) -> None:
@@ -89,10 +90,17 @@ def main(argv: list[str] | None = None) -> int:
         factory.set_launch(file_pipeline(os.path.abspath(args.file)))
     else:
         factory.set_launch(pipeline(args.width, args.height, args.fps, args.pattern))
+    mounts = server.get_mount_points()
+
+    def played_out() -> bool:  # a file is served once: a client reconnecting after it gets 404
+        if args.file and mounts.match(args.path)[0] is not None:
+            mounts.remove_factory(args.path)
+        return False
+
     if args.frame_log:
-        log_frames(factory, args.frame_log, args.fps)
+        log_frames(factory, args.frame_log, args.fps, played_out)
     factory.set_shared(True)  # every client (and every reconnect) joins the same live encoder
-    server.get_mount_points().add_factory(args.path, factory)
+    mounts.add_factory(args.path, factory)
     if server.attach(None) == 0:
         print(f"ERROR cannot listen on 127.0.0.1:{args.port}", flush=True)
         return 1

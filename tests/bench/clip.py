@@ -4,8 +4,10 @@ cached by its spec, with its ground truth; and the RTSP server's frame log read 
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -13,7 +15,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import cv2
+
 from agent import scene
+from agent.rules import canonical, distance
 from agent.scene import SceneSpec, VehicleTruth, render
 
 CACHE = Path(os.environ.get("PLATE_AGENT_BENCH_CACHE", Path(tempfile.gettempdir()) / "plate-agent-bench"))
@@ -53,6 +58,37 @@ def encode_h264(spec: SceneSpec, path: Path) -> list[VehicleTruth]:
     if proc.returncode != 0 or not path.exists():
         raise RuntimeError(f"encoding the scene failed ({proc.returncode}): {err[-500:]}")
     return truths
+
+
+def real_plates(n: int, data: Path, min_width_px: int = 100, min_distance: int = 4) -> list[tuple[str, str]]:
+    """(text, picture file) for ``n`` annotated plates cut from ``data`` (../shared/data/plates) into the
+    cache, never into the repository: wide enough to be sharp at the stop line, and texts at least
+    ``min_distance`` edits apart so no two vehicles merge into one pass. [] when there are too few."""
+    by_region: dict[str, list[dict[str, str]]] = {}
+    for r in sorted(csv.DictReader((data / "annotations.csv").open()), key=lambda r: r["file"]):
+        by_region.setdefault(r["region"], []).append(r)
+    # every region in turn, so the scene mixes plate styles (us, eu, br)
+    rows = [r for group in itertools.zip_longest(*by_region.values()) for r in group if r is not None]
+    out_dir = CACHE / "plates"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    picked: list[tuple[str, str]] = []
+    for r in rows:
+        x1, y1, x2, y2 = (int(r[k]) for k in ("xmin", "ymin", "xmax", "ymax"))
+        text = canonical(r["plate_text"])
+        if x2 - x1 < min_width_px or not 1.8 <= (x2 - x1) / max(1, y2 - y1) <= 5.5 or len(text) < 5:
+            continue
+        if any(distance(text, canonical(t), min_distance) < min_distance for t, _ in picked):
+            continue
+        path = out_dir / f"{r['region']}-{Path(r['file']).stem}.png"
+        if not path.exists():
+            img = cv2.imread(str(data / r["file"]), cv2.IMREAD_COLOR)
+            if img is None:
+                continue
+            cv2.imwrite(str(path), img[y1:y2, x1:x2])
+        picked.append((r["plate_text"], str(path)))
+        if len(picked) == n:
+            return picked
+    return []
 
 
 def scene_clip(spec: SceneSpec) -> tuple[Path, list[VehicleTruth]]:

@@ -21,12 +21,13 @@ import sys
 import tempfile
 import time
 from importlib import metadata
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from agent.scene import SceneSpec, plate_texts
 from tests.bench import e2e, idle_cpu
-from tests.bench.clip import scene_clip
+from tests.bench.clip import real_plates, scene_clip
 from tests.fixtures_rtsp import rtsp_unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,11 +40,12 @@ def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def bench_scene(vehicles: int) -> SceneSpec:
+def bench_scene(vehicles: int, plates: Sequence[tuple[str, str]] = ()) -> SceneSpec:
     """The issue's scene: 720p15, vehicles that drive in (from far away), stop ~2 s and leave, gaps,
-    and every distractor on."""
-    return SceneSpec(plates=tuple(plate_texts(vehicles)), lead_in_s=2.0, drive_in_s=2.0, stop_s=2.0,
-                     drive_out_s=1.5, gap_s=3.0, tail_s=2.0, approach_scale=0.1, clock_overlay=True,
+    and every distractor on. ``plates``: (text, picture) of real plates; else drawn ones."""
+    texts = tuple(t for t, _ in plates) if plates else tuple(plate_texts(vehicles))
+    return SceneSpec(plates=texts, plate_images=tuple(p for _, p in plates), lead_in_s=2.0, drive_in_s=2.0,
+                     stop_s=2.0, drive_out_s=1.5, gap_s=3.0, tail_s=2.0, approach_scale=0.1, clock_overlay=True,
                      pedestrian=True, brightness_drift=2.0, noise_sigma=3.0)
 
 
@@ -91,7 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--idle-seconds", type=float, default=20.0, help="idle measurement window per process")
     ap.add_argument("--cameras", default="1,2,4", help="camera counts for the scaling runs")
     ap.add_argument("--skip", default="", help="comma list of: idle, detector, naive, scaling")
-    ap.add_argument("--data", default=str(PLATES_DATA), help="annotated plate images for eval-detector")
+    ap.add_argument("--data", default=str(PLATES_DATA),
+                    help="annotated plate images: eval-detector, and the scene's plates when present")
+    ap.add_argument("--plates", choices=("auto", "real", "drawn"), default="auto",
+                    help="scene plates: cut from --data (auto: when present) or drawn")
     args = ap.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     why = rtsp_unavailable()
@@ -106,11 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     if "detector" not in skip:
         log(f"detector: eval-detector on {args.data}")
         doc["detector"] = run_detector(Path(args.data))
-    spec = bench_scene(args.vehicles)
-    log(f"scene: {args.vehicles} vehicles, rendering/encoding (cached)")
+    plates: list[tuple[str, str]] = []
+    if args.plates != "drawn" and (Path(args.data) / "annotations.csv").exists():
+        plates = real_plates(args.vehicles, Path(args.data))
+    if args.plates == "real" and not plates:
+        raise SystemExit(f"not enough annotated plates in {args.data}")
+    spec = bench_scene(args.vehicles, plates)
+    kind = "real (cut from the plate data set)" if plates else "drawn"
+    log(f"scene: {args.vehicles} vehicles, {kind} plates, rendering/encoding (cached)")
     clip, truths = scene_clip(spec)
     doc["scene"] = {"clip": str(clip), "vehicles": len(truths), "frames": truths[-1].exit_frame if truths else 0,
-                    "fps": spec.fps, "size": f"{spec.width}x{spec.height}"}
+                    "fps": spec.fps, "size": f"{spec.width}x{spec.height}", "plates": kind}
     counts = [int(c) for c in args.cameras.split(",") if c]
     if "scaling" in skip:
         counts = counts[:1]
@@ -118,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in counts:
         log(f"agent, {n} camera(s), on the scene")
         doc["agent"][str(n)] = e2e.run_agent(clip, spec, truths, cameras=n, latency_s=args.reader_latency_s)
+        doc["agent"][str(n)]["plates"] = "real" if plates else "drawn"
         if n == counts[0] and "naive" not in skip:
             log("naive baseline (one full frame a second) on the scene")
             doc["naive"] = e2e.run_naive(clip, spec, truths, latency_s=args.reader_latency_s)
@@ -170,9 +182,12 @@ def table(doc: dict[str, Any]) -> str:
     for n, r in sorted(agents.items(), key=lambda kv: int(kv[0])):
         dropped = sum(c.get("dropped") or 0 for c in r["agent"].values())
         decoded = sum((c.get("frames") or 0) + (c.get("frames_skipped") or 0) for c in r["agent"].values())
-        rows.append((f"scaling: {n} camera(s) × 720p15 — CPU, dropped, read, event p50/p95",
-                     f"{r['cpu_pct']}% of 1 core, {dropped}/{decoded + dropped} dropped, "
-                     f"{r['read']}/{r['vehicles']}, {_lat(r, 'event')}",
+        cap95 = ((r.get("latency_s") or {}).get("capture_to_event") or {}).get("p95")
+        rows.append((f"scaling: {n} camera(s) — CPU, peak RSS, frames dropped, read, "
+                     "plate ≥ 40 px → event p50 / p95, capture → event p95",
+                     f"{r['cpu_pct']}% of 1 core, {r['peak_rss_mb']:.0f} MB, {dropped}/{decoded + dropped}, "
+                     f"{r['read']}/{r['vehicles']}, {_lat(r, 'event_from_readable')}, "
+                     f"{'–' if cap95 is None else f'{cap95:.2f} s'}",
                      "", "", ""))
     head = ("measure", "agent", "naive baseline", "goal", "")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -188,7 +203,8 @@ def table(doc: dict[str, Any]) -> str:
 def _e2e_rows(a: dict[str, Any], nv: dict[str, Any] | None) -> list[tuple[str, str, str, str, str]]:
     n = a["vehicles"]
     rows = [
-        (f"vehicles read ({a['cameras']} camera, {n} vehicles)", f"{a['read']}/{n} ({a['read_pct']}%)",
+        (f"vehicles read ({a['cameras']} camera, {n} vehicles, {a.get('plates', 'drawn')} plates)",
+         f"{a['read']}/{n} ({a['read_pct']}%)",
          f"{nv['read']}/{nv['vehicles']}" if nv else "", "≥ 98%", _ok(a["read_pct"] >= 98)),
         ("events per vehicle (updates, stray)",
          f"{a['events_per_vehicle']} ({a['events_update']}, {a['events_stray']})", "", "1",

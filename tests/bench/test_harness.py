@@ -102,6 +102,6 @@ def test_table_marks_a_missed_goal():
            "args": {"reader_latency_s": 0.0}, "idle": {"ratio": 1.2, "command": {"cpu_pct": 6}, "bare": {"cpu_pct": 5}},
            "agent": {"1": agent}}
     out = table(doc)
-    assert "| vehicles read (1 camera, 10 vehicles) | 9/10 (90.0%) |  | ≥ 98% | MISSED |" in out
+    assert "| vehicles read (1 camera, 10 vehicles, drawn plates) | 9/10 (90.0%) |  | ≥ 98% | MISSED |" in out
     assert "| API calls per vehicle (all calls ÷ vehicles) | 1.2 |  | ≤ 1.2 | met |" in out
     assert "1.20x" in out
