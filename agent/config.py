@@ -11,35 +11,12 @@ import os
 import re
 import tomllib
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 from .errors import ConfigError
-
-if typing.TYPE_CHECKING:
-    from _typeshed import DataclassInstance
-
-T = typing.TypeVar("T", bound="DataclassInstance")
-
-
-def opt(
-    default: Any = dataclasses.MISSING,
-    *,
-    lo: float | None = None,
-    hi: float | None = None,
-    gt: float | None = None,
-    choices: tuple[Any, ...] | None = None,
-    pattern: str | None = None,
-    factory: Callable[[], Any] | None = None,
-) -> Any:
-    """A config field with its bounds; ``default`` missing means the key is required."""
-    meta = {"lo": lo, "hi": hi, "gt": gt, "choices": choices, "pattern": pattern}
-    if factory is not None:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
-
+from .schema import build, deepcopy, opt
 
 # ---------------------------------------------------------------- sections
 
@@ -259,103 +236,7 @@ class Config:
     path: str = ""  # where it was loaded from (not a key)
 
 
-# ---------------------------------------------------------------- building
-
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is list:
-        return "a list"
-    if origin is dict:
-        return "a table"
-    if dataclasses.is_dataclass(tp):
-        return "a table"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
-        tp, str(tp)
-    )
-
-
-def _convert(tp: Any, value: Any, path: str, errors: list[str]) -> Any:
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        if not isinstance(value, dict):
-            errors.append(f"{path}: must be a table")
-            return None
-        return _build(tp, value, path, errors)
-    if origin is list:
-        (item_tp,) = typing.get_args(tp)
-        if not isinstance(value, list):
-            errors.append(f"{path}: must be {_type_name(tp)}")
-            return None
-        return [_convert(item_tp, v, f"{path}[{i}]", errors) for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            errors.append(f"{path}: must be a table")
-            return None
-        return dict(value)
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            errors.append(f"{path}: must be a number")
-            return None
-        if value != value or value in (float("inf"), float("-inf")):
-            errors.append(f"{path}: must be a finite number")
-            return None
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            errors.append(f"{path}: must be an integer")
-            return None
-        return value
-    if tp in (bool, str):
-        if not isinstance(value, tp):
-            errors.append(f"{path}: must be {_type_name(tp)}")
-            return None
-        return value
-    raise TypeError(f"unsupported config type {tp!r}")  # a bug in this module, not in the file
-
-
-def _check_bounds(f: dataclasses.Field[Any], value: Any, path: str, errors: list[str]) -> None:
-    m = f.metadata
-    if m.get("choices") is not None and value not in m["choices"]:
-        errors.append(f"{path}: must be one of {', '.join(map(repr, m['choices']))}, not {value!r}")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if m.get("lo") is not None and value < m["lo"]:
-            errors.append(f"{path}: must be >= {m['lo']}, not {value}")
-        if m.get("hi") is not None and value > m["hi"]:
-            errors.append(f"{path}: must be <= {m['hi']}, not {value}")
-        if m.get("gt") is not None and value <= m["gt"]:
-            errors.append(f"{path}: must be > {m['gt']}, not {value}")
-    if isinstance(value, str) and m.get("pattern") and not re.search(m["pattern"], value):
-        errors.append(f"{path}: {value!r} does not match {m['pattern']}")
-
-
-def _build(cls: type[T], table: dict[str, Any], path: str, errors: list[str]) -> T | None:
-    """An instance of the section ``cls``; None when a problem (now in ``errors``) prevents one."""
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "path"}
-    prefix = f"{path}." if path else ""
-    for key in table:
-        if key not in fields:
-            errors.append(f"{prefix}{key}: unknown key")
-    kwargs: dict[str, Any] = {}
-    for name, f in fields.items():
-        key_path = f"{prefix}{name}"
-        if name not in table:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                errors.append(f"{key_path}: required")
-            continue
-        value = _convert(hints[name], table[name], key_path, errors)
-        if value is None:
-            continue
-        _check_bounds(f, value, key_path, errors)
-        kwargs[name] = value
-    try:
-        obj = cls(**kwargs)
-    except TypeError:  # a required key was missing: already reported
-        obj = None
-    if obj is not None:
-        _check_section(obj, path, errors)
-    return obj
+# ---------------------------------------------------------------- cross-key checks
 
 
 def _check_section(obj: Any, path: str, errors: list[str]) -> None:
@@ -419,9 +300,9 @@ def _resolve_cameras(doc: dict[str, Any], errors: list[str]) -> None:
 def parse(doc: dict[str, Any], path: str = "") -> Config:
     """Validate a parsed TOML document; raise ConfigError listing every problem."""
     errors: list[str] = []
-    doc = _deepcopy(doc)
+    doc = deepcopy(doc)
     _resolve_cameras(doc, errors)
-    cfg = _build(Config, doc, "", errors)
+    cfg = build(Config, doc, "", errors, _check_section)
     if cfg is not None:
         ids = [c.id for c in cfg.cameras if c is not None]
         for dup in sorted({x for x in ids if ids.count(x) > 1}):
@@ -433,14 +314,6 @@ def parse(doc: dict[str, Any], path: str = "") -> Config:
     if errors or cfg is None:
         raise ConfigError(errors or ["invalid configuration"])
     return dataclasses.replace(cfg, path=path)
-
-
-def _deepcopy(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _deepcopy(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_deepcopy(x) for x in v]
-    return v
 
 
 def load(path: str | os.PathLike[str]) -> Config:
