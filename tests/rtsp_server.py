@@ -69,6 +69,20 @@ def log_frames(factory: Any, path: str, fps: int, on_eos: Any) -> None:
     factory.connect("media-configure", configure)
 
 
+def no_rewind(media: Any) -> None:
+    """FFmpeg asks for ``Range: npt=0.000-`` on PLAY; on a shared file media the server would seek
+    back for every client that joins. The file answers "not seekable": everyone joins where it is."""
+
+    def probe(_pad: Any, info: Any) -> Any:
+        # answered as it came: a fresh seeking query says "not seekable"
+        if info.get_query().type == Gst.QueryType.SEEKING:
+            return Gst.PadProbeReturn.HANDLED
+        return Gst.PadProbeReturn.OK
+
+    pad = media.get_element().get_by_name("pay0").get_static_pad("sink")
+    pad.add_probe(Gst.PadProbeType.QUERY_UPSTREAM, probe)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--port", type=int, required=True)
@@ -99,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.frame_log:
         log_frames(factory, args.frame_log, args.fps, played_out)
+    if args.file:
+        factory.connect("media-configure", lambda _f, media: no_rewind(media))
     factory.set_shared(True)  # every client (and every reconnect) joins the same live encoder
     mounts.add_factory(args.path, factory)
     if server.attach(None) == 0:

@@ -114,10 +114,12 @@ class FrameLog:
         self.path = path
         self.sent: dict[int, float] = {}
         self.eos: float | None = None
+        self.repeats = 0  # frames sent twice (a rewind): should stay 0
 
     def load(self) -> FrameLog:
         self.sent.clear()
         self.eos = None
+        self.repeats = 0
         if not self.path.exists():
             return self
         for line in self.path.read_text().splitlines():
@@ -125,6 +127,7 @@ class FrameLog:
             if a == "EOS":
                 self.eos = self.eos or float(b)
             elif a and b and self.eos is None:  # a replay after EOS is not this run
+                self.repeats += int(a) in self.sent
                 self.sent.setdefault(int(a), float(b))
         return self
 

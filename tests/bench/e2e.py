@@ -273,11 +273,16 @@ def run_agent(clip: Path, spec: SceneSpec, truths: list[VehicleTruth], *, camera
         elif line.startswith("{"):
             events.append((at, json.loads(line)))
     frames.load()
-    result = score_agent(truths, frames, rig.calls, events, relay_on, mqtt_got, cameras)
+    # every camera receives the stream until its end: what it got tells the frame it joined at
+    cams = stats.get("cameras", {})
+    joined = {cid: max(0, len(frames.sent) - sum(c.get(k) or 0 for k in ("frames", "frames_skipped", "dropped",
+                                                                         "corrupt")))
+              for cid, c in cams.items()}
+    result = score_agent(truths, frames, rig.calls, events, relay_on, mqtt_got, cameras, joined)
     result.update({
         "cameras": cameras, "reader_latency_s": latency_s,
         "cpu_pct": round(100 * (c1 - c0) / (t1 - t0), 1), "peak_rss_mb": round(rss, 1),
-        "frames_sent": len(frames.sent), "mqtt": broker is not None,
+        "frames_sent": len(frames.sent), "frames_repeated": frames.repeats, "mqtt": broker is not None,
         "agent": {cid: {k: c.get(k) for k in ("frames", "dropped", "corrupt", "reconnects", "frames_skipped",
                                                "motion_frames", "detections", "uploads")}
                   for cid, c in stats.get("cameras", {}).items()},
@@ -294,11 +299,16 @@ def _clip_s(spec: SceneSpec, truths: list[VehicleTruth]) -> float:
 
 def score_agent(truths: list[VehicleTruth], frames: FrameLog, calls: list[Call],
                 events: list[tuple[float, dict[str, Any]]], relay_on: list[float],
-                mqtt_got: list[tuple[float, dict[str, Any]]], cameras: int) -> dict[str, Any]:
-    """Per camera and vehicle: was it read, how many events and calls, how fast."""
+                mqtt_got: list[tuple[float, dict[str, Any]]], cameras: int,
+                joined: dict[str, int] | None = None) -> dict[str, Any]:
+    """Per camera and vehicle: was it read, how many events and calls, how fast. A vehicle that came
+    into view before its camera's first frame (``joined``: camera id -> frame index) is not scored."""
     by_plate = {norm(v.plate): i for i, v in enumerate(truths)}
     sent = frames.sent
-    n = len(truths) * cameras
+    joined = joined or {}
+    ids = [f"cam{i + 1}" for i in range(cameras)]
+    scored = {(cid, i) for cid in ids for i, v in enumerate(truths) if v.enter_frame >= joined.get(cid, 0)}
+    n = len(scored)
     read, new_events, updates, stray = 0, 0, 0, 0
     lat: dict[str, list[float]] = {"event": [], "mqtt": [], "relay": [], "event_from_readable": [],
                                    "capture_to_event": []}
@@ -310,6 +320,8 @@ def score_agent(truths: list[VehicleTruth], frames: FrameLog, calls: list[Call],
         v = by_plate.get(norm(e.get("plate", "")))
         if v is None:
             stray += 1
+            continue
+        if (e["camera_id"], v) not in scored:
             continue
         if e["type"] == "update":
             updates += 1
@@ -336,10 +348,12 @@ def score_agent(truths: list[VehicleTruth], frames: FrameLog, calls: list[Call],
             on = [r for r in relay_on if sent.get(t.enter_frame, 0) <= r < end]
             if on:
                 lat["relay"].append(on[0] - stop_t)
+    calls = [c for c in calls if c.vehicle is None or (c.camera or "cam1", c.vehicle) in scored]
     vehicle_calls = sum(1 for c in calls if c.vehicle is not None)
     gap_calls = len(calls) - vehicle_calls
     return {
-        "vehicles": n, "read": read, "read_pct": round(100 * read / n, 1) if n else None,
+        "vehicles": n, "not_scored": len(truths) * cameras - n, "joined_at_frame": joined,
+        "read": read, "read_pct": round(100 * read / n, 1) if n else None,
         "events_new": new_events, "events_update": updates, "events_stray": stray,
         "events_per_vehicle": round(new_events / n, 3) if n else None,
         "calls": len(calls), "calls_per_vehicle": round(len(calls) / n, 3) if n else None,

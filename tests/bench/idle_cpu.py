@@ -5,7 +5,8 @@
 Starts the test RTSP server (tests/rtsp_server.py, Debian's python3 + GStreamer), then runs
 (a) a bare ``cv2.VideoCapture.read()`` loop and (b) ``--command`` one after the other, each as its
 own process, and reads their CPU time (utime + stime of the process tree, from /proc) over the
-same window after a warm-up. ``--command`` may use {config} (a generated config pointing at the
+same window after a warm-up (``--together``: both at once over the same window, so a neighbour's
+load or a frequency change hits both alike). ``--command`` may use {config} (a generated config pointing at the
 stream), {url} and {python}; "capture" runs agent.capture.Capture alone with a trivial consumer.
 The server's own CPU is not counted.
 """
@@ -129,6 +130,41 @@ def measure(name: str, argv: list[str], warmup_s: float, seconds: float) -> dict
     return result
 
 
+def measure_together(runs: dict[str, list[str]], warmup_s: float, seconds: float) -> dict[str, dict[str, object]]:
+    """``measure`` for several processes started together and read over the same window."""
+    procs = {}
+    for name, argv in runs.items():
+        print(f"[{name}] {' '.join(shlex.quote(a) for a in argv)}", file=sys.stderr, flush=True)
+        procs[name] = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        time.sleep(warmup_s)
+        t0 = time.monotonic()
+        c0 = {name: tree_cpu_s(p.pid) for name, p in procs.items()}
+        time.sleep(seconds)
+        c1 = {name: tree_cpu_s(p.pid) for name, p in procs.items()}
+        t1 = time.monotonic()
+        alive = {name: p.poll() is None for name, p in procs.items()}
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        outs = {}
+        for name, p in procs.items():
+            try:
+                outs[name], _ = p.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                outs[name], _ = p.communicate()
+    results: dict[str, dict[str, object]] = {}
+    for name in procs:
+        cpu_s = c1[name] - c0[name]
+        results[name] = {"cpu_s": round(cpu_s, 3), "wall_s": round(t1 - t0, 3),
+                         "cpu_pct": round(100.0 * cpu_s / (t1 - t0), 1), "ran_through": alive[name],
+                         "output": (outs[name] or "").strip()[-300:]}
+        print(f"[{name}] {results[name]}", file=sys.stderr, flush=True)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=30.0, help="measurement window per process")
@@ -140,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="videotestsrc pattern; smpte75 is still (smpte has a noise patch)")
     ap.add_argument("--command", default=DEFAULT_COMMAND, help='"capture", or a command line with {config}/{url}')
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    ap.add_argument("--together", action="store_true", help="run both at once over the same window")
     args = ap.parse_args(argv)
 
     why = rtsp_unavailable()
@@ -157,8 +194,12 @@ def main(argv: list[str] | None = None) -> int:
             cmd = [python, "-c", CAPTURE_ONLY, server.url, str(total)]
         else:
             cmd = shlex.split(args.command.format(config=config, url=server.url, python=python))
-        a = measure("bare", bare, args.warmup, args.seconds)
-        b = measure("command", cmd, args.warmup, args.seconds)
+        if args.together:
+            both = measure_together({"bare": bare, "command": cmd}, args.warmup, args.seconds)
+            a, b = both["bare"], both["command"]
+        else:
+            a = measure("bare", bare, args.warmup, args.seconds)
+            b = measure("command", cmd, args.warmup, args.seconds)
     finally:
         server.close()
         tmp.cleanup()
@@ -170,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ratio             {ratio:6.2f}x")
     if args.json:
         doc = {"stream": stream, "seconds": args.seconds, "bare": a, "command": b, "ratio": round(ratio, 3),
-               "command_line": args.command, "cpus": os.cpu_count()}  # fmt: skip
+               "command_line": args.command, "cpus": os.cpu_count(), "together": args.together}  # fmt: skip
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
     return 0
 

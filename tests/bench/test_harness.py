@@ -41,9 +41,9 @@ def test_bench_scene_has_every_distractor_on():
 
 def test_frame_log_ignores_a_replay_after_the_end(tmp_path: Path):
     log = tmp_path / "frames.log"
-    log.write_text("0 100.0\n1 100.066\n2 100.133\nEOS 100.2\n0 101.0\n")
+    log.write_text("0 100.0\n1 100.066\n1 100.07\n2 100.133\nEOS 100.2\n0 101.0\n")
     frames = FrameLog(log).load()
-    assert frames.sent == {0: 100.0, 1: 100.066, 2: 100.133}
+    assert frames.sent == {0: 100.0, 1: 100.066, 2: 100.133} and frames.repeats == 1
     assert frames.ended()
     assert frames.frame_at(100.07) == 1 and frames.frame_at(99.0) is None and frames.frame_at(500.0) == 2
 
@@ -79,6 +79,15 @@ def test_agent_score_counts_reads_events_calls_and_latency_from_the_stop_line(tm
     assert abs(lat["event"]["p50"] - 0.5) < 1e-3 and abs(lat["relay"]["p50"] - 0.4) < 1e-3
     assert abs(lat["mqtt"]["p50"] - 0.45) < 1e-3 and abs(lat["capture_to_event"]["p50"] - 0.05) < 2e-3
     assert abs(lat["event_from_readable"]["p50"] - (0.5 + 27 / FPS)) < 1e-3
+
+
+def test_vehicles_before_a_camera_joined_are_not_scored(tmp_path: Path):
+    truths = [truth("AB12 CDE", 10), truth("XY34 ZZZ", 200)]
+    frames = sent_log(tmp_path, 400)
+    events = [event(frames.sent[240], "XY34ZZZ", cam=cam) for cam in ("cam1", "cam2")]
+    calls = [Call("cam1", 0.0, 230, 1), Call("cam2", 0.0, 230, 1), Call("cam2", 0.0, 20, 0)]
+    result = score_agent(truths, frames, calls, events, [], [], cameras=2, joined={"cam1": 0, "cam2": 100})
+    assert (result["vehicles"], result["not_scored"], result["read"], result["calls"]) == (3, 1, 2, 2)
 
 
 def test_naive_score_takes_the_first_answer_with_the_plate(tmp_path: Path):
