@@ -44,8 +44,9 @@ def bench_scene(vehicles: int, plates: Sequence[tuple[str, str]] = ()) -> SceneS
     """The issue's scene: 720p15, vehicles that drive in (from far away), stop ~2 s and leave, gaps,
     and every distractor on. ``plates``: (text, picture) of real plates; else drawn ones."""
     texts = tuple(t for t, _ in plates) if plates else tuple(plate_texts(vehicles))
-    # lead-in: every camera of a multi-camera run has connected before the first vehicle comes
-    return SceneSpec(plates=texts, plate_images=tuple(p for _, p in plates), lead_in_s=5.0, drive_in_s=2.0,
+    # lead-in: every camera of a 4-camera run has connected before the first vehicle comes (OpenCV
+    # opens one stream at a time per process, ~2 s each while FFmpeg probes the stream)
+    return SceneSpec(plates=texts, plate_images=tuple(p for _, p in plates), lead_in_s=10.0, drive_in_s=2.0,
                      stop_s=2.0, drive_out_s=1.5, gap_s=3.0, tail_s=2.0, approach_scale=0.1, clock_overlay=True,
                      pedestrian=True, brightness_drift=2.0, noise_sigma=3.0)
 
@@ -217,8 +218,11 @@ def _e2e_rows(a: dict[str, Any], nv: dict[str, Any] | None) -> list[tuple[str, s
          _ok(a["events_per_vehicle"] == 1 and a["events_stray"] == 0)),
         ("API calls per vehicle (all calls ÷ vehicles)", f"{a['calls_per_vehicle']}",
          f"{nv['calls_per_vehicle']}" if nv else "", "≤ 1.2", _ok(a["calls_per_vehicle"] <= 1.2)),
-        ("API calls in vehicle-free gaps", f"{a['gap_calls']}", f"{nv['gap_calls']}" if nv else "", "0",
-         _ok(a["gap_calls"] == 0)),
+        ("API calls while a vehicle is in view, per vehicle",
+         f"{a['calls_per_vehicle'] if a['gap_calls'] == 0 else '–'}",
+         f"{nv['vehicle_calls_per_vehicle']}" if nv else "", "", ""),
+        ("API calls in vehicle-free gaps (lead-in, gaps, tail)", f"{a['gap_calls']}",
+         f"{nv['gap_calls']}" if nv else "", "0", _ok(a["gap_calls"] == 0)),
     ]
     if nv and a["calls"]:
         rows.append(("calls: naive ÷ agent", f"{nv['calls'] / a['calls']:.1f}x fewer with the agent",
