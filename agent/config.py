@@ -192,6 +192,7 @@ class CameraConfig:
     source: str = opt()  # rtsp://..., /dev/video0, 0 (USB index) or a video file
     type: str = opt("auto", choices=("auto", "rtsp", "usb", "file"))
     fps_max: float = opt(10.0, gt=0.0, hi=120.0)  # frames processed per second at most
+    idle_fps_max: float = opt(5.0, gt=0.0, hi=120.0)  # ... while nothing moves (capped by fps_max)
     width: int = opt(0, lo=0, hi=8192)  # usb: requested size, 0 = device default
     height: int = opt(0, lo=0, hi=8192)
     fps: float = opt(0.0, lo=0.0, hi=240.0)  # usb: requested rate, 0 = device default

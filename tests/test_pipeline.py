@@ -67,7 +67,7 @@ def test_still_scene_never_reaches_the_detector():
     for f in frames(30, moving_from=999):
         pipe.step(f)
     assert det.calls == [] and sent == []
-    assert pipe.counters["frames"] == 30 and pipe.counters["motion_frames"] == 0
+    assert pipe.counters["frames"] == 15 and pipe.counters["motion_frames"] == 0  # idle rate: 5 of 10 fps
 
 
 def test_motion_runs_detector_on_the_region_and_uploads_once_per_pass():
@@ -87,6 +87,18 @@ def test_fps_cap_skips_frames():
     for f in frames(20, moving_from=999, fps=20.0):
         pipe.step(f)
     assert pipe.counters["frames"] == 5 and pipe.counters["frames_skipped"] == 15
+
+
+def test_idle_rate_until_something_moves_then_full_rate():
+    pipe = make(camera(fps_max=10.0, idle_fps_max=5.0), FakeDetector(None), [])
+    clip = frames(40, moving_from=20, fps=10.0)
+    for f in clip[:20]:
+        pipe.step(f)
+    assert pipe.counters["frames"] == 10  # still: every other frame
+    for f in clip[20:]:
+        pipe.step(f)
+    # moving: every frame from the first one that saw the motion on
+    assert pipe.counters["frames"] >= 10 + 18 and pipe.counters["motion_frames"] >= 18
 
 
 def test_small_and_zoned_out_plates_are_not_uploaded():
