@@ -67,7 +67,11 @@ def test_allowed_denied_and_look_alike_end_to_end(mqtt_broker: Broker, tmp_path:
     events = [json.loads(m.payload) for m in msgs if m.topic == "pa/gate/event"]
     assert [(e["plate"], e["action"]) for e in events] == [("AB123CD", "open"), ("XY999ZZ", "deny"),
                                                            ("AB124CD", "none")]
-    assert [m.payload for m in msgs if m.topic == "pa/gate/gate"][-2:] == [b"ON", b"OFF"]
+    gate_msgs = [m.payload for m in msgs if m.topic == "pa/gate/gate"]
+    # the state re-published on connect may land next to the pulse's ON; what counts: the pulse
+    # was published as ON, then OFF, and OFF is the last word
+    assert b"ON" in gate_msgs and gate_msgs[-1] == b"OFF"
+    assert b"OFF" in gate_msgs[gate_msgs.index(b"ON") + 1:]
     assert gate.stats()["pulses"] == 1 and [s.state for s in pin.states] == [False, True, False]
     assert [json.loads(b)["data"]["decision"]["action"] for _, b in hook.requests] == ["open", "deny", "none"]
 
