@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,6 +91,9 @@ def test_sigkill_mid_pulse_and_outage_then_restart_drains_and_relay_off(
         first.stop()
     assert lcus.on  # nothing switched it off: the restart must
     frames_before = len(lcus.frames)
+    # the outage outlasts max_decision_age_s (1 s) for certain, whatever the machine's speed: the
+    # parked crop must come back too late to open anything
+    time.sleep(1.5)
 
     server.resume()
     second = Agent(tmp_path, cam.format(clips((), lead_in_s=2.0)) + common, "second")
