@@ -52,6 +52,7 @@ class HttpReader:
 
     kind = "http"
     default_url = ""
+    needs_token = False  # the cloud: from the environment or a systemd credential
 
     def __init__(
         self,
@@ -65,6 +66,13 @@ class HttpReader:
         url = cfg.url or self.default_url
         self.url = url if url.endswith("/") else url + "/"
         self._cameras = dict(cameras or {})
+        if self.needs_token:
+            token = token or secret(TOKEN_ENV, environ)
+            if not token:
+                raise ConfigError(
+                    f"reader.type = \"{self.kind}\" needs the {TOKEN_ENV} environment variable"
+                    " or systemd credential"
+                )
         self._token = token or ""
         self._session: requests.Session | None = None
         for cam_id, rc in [("", cfg), *self._cameras.items()]:
@@ -201,22 +209,7 @@ class CloudReader(HttpReader):
 
     kind = "cloud"
     default_url = CLOUD_URL
-
-    def __init__(
-        self,
-        cfg: ReaderConfig,
-        *,
-        cameras: Mapping[str, ReaderConfig] | None = None,
-        token: str | None = None,
-        environ: Mapping[str, str] | None = None,
-    ) -> None:
-        token = token or secret(TOKEN_ENV, environ)
-        if not token:
-            raise ConfigError(
-                f"reader.type = \"cloud\" needs the {TOKEN_ENV} environment variable"
-                " or systemd credential"
-            )
-        super().__init__(cfg, cameras=cameras, token=token, environ=environ)
+    needs_token = True
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Token {self._token}"}
