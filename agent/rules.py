@@ -1,7 +1,7 @@
 """Access rules: allow/deny lists from the config and a CSV file -> open / deny / none for a plate.
 
-Matching normalises case, spaces and dashes; "confusions" also equates the usual OCR look-alikes
-(O/0, I/1/L, B/8, S/5, Z/2); "fuzzy" adds an edit distance. Deny beats allow.
+Matching compares normalised text (``agent.plates``); "confusions" also equates the usual OCR
+look-alikes (O/0, I/1/L, B/8, S/5, Z/2); "fuzzy" adds an edit distance. Deny beats allow.
 """
 
 from __future__ import annotations
@@ -19,39 +19,13 @@ from pathlib import Path
 
 from .config import DATE_RE, SCHEDULE_RE, RuleEntry, RulesConfig
 from .errors import ConfigError
+from .plates import canonical, distance, is_plate, normalize
 
 logger = logging.getLogger(__name__)
 
-_STRIP = re.compile(r"[\s\-_.·]+")
-_CONFUSIONS = str.maketrans({"O": "0", "I": "1", "L": "1", "B": "8", "S": "5", "Z": "2"})
 _LEVELS = {"exact": 0, "confusions": 1, "fuzzy": 2}
 _WINDOW = re.compile(r"(?:(?P<days>[A-Za-z,\- ]+?)\s+)?(?P<h1>\d{1,2}):(?P<m1>\d{2})-(?P<h2>\d{1,2}):(?P<m2>\d{2})")
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-def normalize(text: str) -> str:
-    """Upper case without spaces, dashes, dots or underscores."""
-    return _STRIP.sub("", text).upper()
-
-
-def canonical(text: str) -> str:
-    """``normalize`` plus OCR look-alikes folded onto one character (O->0, I/L->1, B->8, ...)."""
-    return normalize(text).translate(_CONFUSIONS)
-
-
-def distance(a: str, b: str, limit: int = 99) -> int:
-    """Levenshtein distance; stops early and returns ``limit + 1`` once it exceeds ``limit``."""
-    if abs(len(a) - len(b)) > limit:
-        return limit + 1
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        if min(cur) > limit:
-            return limit + 1
-        prev = cur
-    return prev[-1]
 
 
 # ---------------------------------------------------------------- schedule and validity
@@ -144,9 +118,9 @@ def make_rule(list_: str, plate: str, label: str = "", cameras: Iterable[str] = 
     """Build one rule; raises ValueError naming the bad field."""
     if list_ not in ("allow", "deny"):
         raise ValueError(f"list must be allow or deny, not {list_!r}")
-    norm = normalize(plate)
-    if not re.fullmatch(r"[A-Z0-9]{1,16}", norm):
+    if not is_plate(plate):
         raise ValueError(f"bad plate {plate!r}")
+    norm = normalize(plate)
     if schedule and not re.search(SCHEDULE_RE, schedule):
         raise ValueError(f"bad schedule {schedule!r}")
     return Rule(plate=plate, norm=norm, canon=canonical(plate), list=list_, label=label,

@@ -10,7 +10,8 @@ import pytest
 
 from agent.config import RuleEntry, RulesConfig
 from agent.errors import ConfigError
-from agent.rules import AccessRules, canonical, distance, normalize, parse_schedule
+from agent.plates import canonical, distance, normalize
+from agent.rules import AccessRules, parse_schedule
 
 
 def rules(match: str = "confusions", allow=("AB123CD",), deny=(), **kw) -> AccessRules:

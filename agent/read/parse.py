@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ..plates import normalize
 from ..types import Box, Candidate, PlateCrop, PlateRead, Vehicle
 from .errors import BadResponse
 
@@ -97,11 +98,6 @@ def _str(v: Any, path: str) -> str:
     return v
 
 
-def normalise_plate(text: str) -> str:
-    """Upper case, letters and digits only (the API answers e.g. ``nhk552``)."""
-    return "".join(ch for ch in text.upper() if ch.isalnum())
-
-
 # ---------------------------------------------------------------- geometry
 
 
@@ -152,7 +148,7 @@ def _candidates(v: Any, path: str, key: str) -> tuple[Candidate, ...]:
     out = []
     for i, c in enumerate(_list(v, path)):
         c = _obj(c, f"{path}[{i}]")
-        text = normalise_plate(_str(c.get(key), f"{path}[{i}].{key}"))
+        text = normalize(_str(c.get(key), f"{path}[{i}].{key}"))
         out.append(Candidate(text, _score(c.get("score"), f"{path}[{i}].score")))
     return tuple(out)
 
@@ -210,7 +206,7 @@ def _standard(r: dict[str, Any], path: str, crop: PlateCrop, m: _Mapper) -> Plat
         extra["make_model_score"] = mscore
     return PlateRead(
         camera_id=crop.camera_id,
-        plate=normalise_plate(_str(r.get("plate"), f"{path}.plate")),
+        plate=normalize(_str(r.get("plate"), f"{path}.plate")),
         score=_score(r.get("score"), f"{path}.score"),
         dscore=_score(r.get("dscore", 0.0), f"{path}.dscore"),
         box=m.frame_box(raw_box),
@@ -322,4 +318,4 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-__all__ = ["Usage", "decode_json", "jpeg_size", "normalise_plate", "parse_reads", "parse_usage"]
+__all__ = ["Usage", "decode_json", "jpeg_size", "parse_reads", "parse_usage"]

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 
 from agent import scene
-from agent.rules import canonical, distance
+from agent.plates import canonical, distance
 from agent.scene import SceneSpec, VehicleTruth, render
 
 CACHE = Path(os.environ.get("PLATE_AGENT_BENCH_CACHE", Path(tempfile.gettempdir()) / "plate-agent-bench"))
