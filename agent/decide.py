@@ -14,7 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .config import RulesConfig
-from .rules import AccessRules, canonical, distance, normalize
+from .late import read_too_late
+from .plates import canonical, distance, normalize
+from .rules import AccessRules
 from .types import Box, Decision, PlateRead
 
 logger = logging.getLogger(__name__)
@@ -237,11 +239,11 @@ class Decider:
 
     def _judge(self, text: str, read: PlateRead) -> tuple[str, str, str, bool]:
         m = self._rules.check(text, read.camera_id, read.wall_time)
-        age = self._clock() - read.mono_time
-        late = read.late or age > self._cfg.max_decision_age_s
+        now, limit = self._clock(), self._cfg.max_decision_age_s
+        late = read_too_late(read, now, limit)
         action, reason = m.action, m.reason
         if late and action == "open":
-            limit = self._cfg.max_decision_age_s
+            age = now - read.mono_time
             why = "arrived late" if read.late else f"{age:.1f} s old > max_decision_age_s {limit:g}"
             action, reason = "none", f"stale read ({why}), not opening; {m.reason}"
         return action, m.rule, reason, late
@@ -252,13 +254,13 @@ class Decider:
         best = p.best_read()
         m = self._rules.check(p.voted(), p.camera_id, best.wall_time)
         reason = f"score {best.score:.2f} < min_score {self._cfg.min_score:.2f}; {m.reason}"
-        late = best.late or self._clock() - best.mono_time > self._cfg.max_decision_age_s
+        late = read_too_late(best, self._clock(), self._cfg.max_decision_age_s)
         return self._emit(p, "none", m.rule, reason, late, best.score)
 
     def _detected_only(self, p: _Pass, read: PlateRead) -> Decision | None:
         if p.events:
             return None
-        late = read.late or self._clock() - read.mono_time > self._cfg.max_decision_age_s
+        late = read_too_late(read, self._clock(), self._cfg.max_decision_age_s)
         return self._emit(p, "none", "", DETECTED_ONLY_REASON, late, 0.0)
 
     def _emit(self, p: _Pass, action: str, rule: str, reason: str, late: bool, score: float) -> Decision:

@@ -89,6 +89,15 @@ def test_stale_read_never_opens():
     assert (u.kind, u.action, u.late) == ("update", "open", False)
 
 
+def test_a_read_exactly_max_decision_age_s_old_still_opens_a_hair_older_does_not():
+    dec, clock = make(max_decision_age_s=2.0)
+    (d,) = dec.observe(read(clock, "AB123CD", age=2.0))  # 1000.0 - 998.0: exactly 2 s
+    assert (d.action, d.late) == ("open", False)
+    dec, clock = make(max_decision_age_s=2.0)
+    (d,) = dec.observe(read(clock, "AB123CD", age=2.0 + 2**-20))
+    assert (d.action, d.late) == ("none", True) and "2.0 s old > max_decision_age_s 2" in d.reason
+
+
 def test_stale_update_does_not_downgrade():
     dec, clock = make()
     (d,) = feed(dec, clock, [("AB123CD", 0.9)])

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from ..config import ReaderConfig
+from ..late import too_late
 from ..types import PlateCrop, PlateRead
 from . import PlateReader
 from .errors import Forbidden, ReaderError, Throttled, TooLarge, Unavailable, error_kind
@@ -294,7 +295,7 @@ class ReadWorker:
                 self._q.task_done()
 
     def _is_late(self, crop: PlateCrop) -> bool:
-        return self._clock() - crop.mono_time > self._max_age
+        return too_late(crop.mono_time, self._clock(), self._max_age)
 
     def _backoff(self, n: int) -> float:
         base = min(self.cfg.backoff_max_s, self.cfg.backoff_initial_s * 2 ** min(n - 1, 30))

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from ..config import RelayConfig
 from ..errors import SinkError
 from ..events import iso
+from ..late import moves_gate
 from ..types import Decision
 
 logger = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ class Gate:
     # ------------------------------------------------------------ sink
 
     def send(self, decision: Decision) -> None:
-        if decision.action != "open" or decision.late:
+        if not moves_gate(decision):
             return
         if self._cfg.cameras and decision.camera_id not in self._cfg.cameras:
             return
