@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .backoff import backoff_s
 from .config import CameraConfig
 from .errors import SourceError
 from .sources import EndOfStream, FrameSource, make_source
@@ -29,12 +30,6 @@ BACKOFF_BASE_S = 0.5  # first retry after 0.25-0.5 s, then doubling up to reconn
 JOIN_S = 2.0  # close() waits this long in all for the threads
 MAX_STUCK_READERS = 3  # abandoned reads still blocked; beyond this, wait instead of reopening
 FPS_WINDOW_S = 2.0
-
-
-def backoff_s(attempt: int, cap_s: float, rng: Callable[[], float], base_s: float = BACKOFF_BASE_S) -> float:
-    """Delay before retry number ``attempt`` (0-based): exponential, capped, "equal jitter"."""
-    d = min(cap_s, base_s * 2.0 ** min(attempt, 32))
-    return d / 2 + rng() * d / 2
 
 
 def check_image(image: Any) -> Image | None:
@@ -219,7 +214,7 @@ class Capture:
                     break
                 if worker.delivered:  # it was up: retry soon, then back off again
                     attempt = 0
-                delay = backoff_s(attempt, self.cfg.reconnect_max_s, self._rng)
+                delay = backoff_s(attempt, BACKOFF_BASE_S, self.cfg.reconnect_max_s, self._rng)
                 attempt += 1
                 logger.warning(
                     "camera=%s event=%s error=%s retry_in_s=%.2f",
@@ -375,4 +370,4 @@ class Capture:
         return True
 
 
-__all__ = ["Capture", "backoff_s", "check_image"]
+__all__ = ["Capture", "check_image"]

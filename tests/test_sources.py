@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 import pytest
 
-from agent.capture import MAX_STUCK_READERS, Capture, backoff_s, check_image
+from agent.backoff import backoff_s
+from agent.capture import BACKOFF_BASE_S, MAX_STUCK_READERS, Capture, check_image
 from agent.config import CameraConfig, parse
 from agent.errors import SourceError
 from agent.sources import EndOfStream, OpenCVSource, redact, source_kind
@@ -142,10 +143,10 @@ def test_credentials_are_redacted() -> None:
 
 
 def test_backoff_doubles_is_capped_and_jittered() -> None:
-    assert [backoff_s(n, 30.0, lambda: 1.0) for n in range(5)] == [0.5, 1.0, 2.0, 4.0, 8.0]
-    assert backoff_s(20, 30.0, lambda: 1.0) == 30.0
-    assert backoff_s(20, 30.0, lambda: 0.0) == 15.0  # jitter spreads retries over [d/2, d]
-    assert backoff_s(10_000, 5.0, lambda: 0.5) <= 5.0
+    assert [backoff_s(n, BACKOFF_BASE_S, 30.0, lambda: 1.0) for n in range(5)] == [0.5, 1.0, 2.0, 4.0, 8.0]
+    assert backoff_s(20, BACKOFF_BASE_S, 30.0, lambda: 1.0) == 30.0
+    assert backoff_s(20, BACKOFF_BASE_S, 30.0, lambda: 0.0) == 15.0  # jitter spreads retries over [d/2, d]
+    assert backoff_s(10_000, BACKOFF_BASE_S, 5.0, lambda: 0.5) <= 5.0
 
 
 def test_check_image_rejects_garbage() -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..backoff import backoff_s
 from ..config import ReaderConfig
 from ..late import too_late
 from ..types import PlateCrop, PlateRead
@@ -298,8 +299,8 @@ class ReadWorker:
         return too_late(crop.mono_time, self._clock(), self._max_age)
 
     def _backoff(self, n: int) -> float:
-        base = min(self.cfg.backoff_max_s, self.cfg.backoff_initial_s * 2 ** min(n - 1, 30))
-        return base * (0.5 + 0.5 * self._rand())  # jitter: many agents, one recovering service
+        """Delay before retry ``n`` (1-based) or after the ``n``-th failure in a row."""
+        return backoff_s(n - 1, self.cfg.backoff_initial_s, self.cfg.backoff_max_s, self._rand)
 
     # ------------------------------------------------------------ one crop
 

@@ -16,6 +16,7 @@ import time
 from typing import Any
 from collections.abc import Callable, Mapping
 
+from ..backoff import backoff_s
 from ..config import WebhookConfig, secret
 from ..errors import SinkError
 from ..events import decision_payload, iso, read_payload
@@ -56,8 +57,10 @@ def document(decision: Decision, target: str, hook_id: int) -> dict[str, Any]:
 class WebhookSink:
     def __init__(self, cfg: WebhookConfig, hook_id: int = 1, *, environ: Mapping[str, str] | None = None,
                  session_factory: Callable[[], Any] | None = None,
-                 sleep: Callable[[float], bool] | None = None) -> None:
+                 sleep: Callable[[float], bool] | None = None,
+                 rng: Callable[[], float] = random.random) -> None:
         self._cfg = cfg
+        self._rng = rng  # the retry delays' jitter
         self.hook_id = hook_id
         self._environ = environ
         self._session_factory = session_factory
@@ -127,8 +130,7 @@ class WebhookSink:
         for attempt in range(self._cfg.retries + 1):
             if attempt:
                 self._counts["retries"] += 1
-                delay = min(self._cfg.backoff_max_s, BACKOFF_FIRST_S * 2 ** (attempt - 1))
-                if self._wait(delay * random.uniform(0.8, 1.2)):
+                if self._wait(backoff_s(attempt - 1, BACKOFF_FIRST_S, self._cfg.backoff_max_s, self._rng)):
                     break
             try:
                 self._post(session, d)

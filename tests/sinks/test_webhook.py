@@ -53,7 +53,7 @@ def server():
 
 
 def sink(url: str, **kw) -> WebhookSink:
-    extra = {k: kw.pop(k) for k in ("environ", "sleep") if k in kw}
+    extra = {k: kw.pop(k) for k in ("environ", "sleep", "rng") if k in kw}
     w = WebhookSink(WebhookConfig(url=url, timeout_s=kw.pop("timeout_s", 2.0), **kw), hook_id=3, **extra)
     w.start()
     return w
@@ -99,11 +99,12 @@ def test_multipart_format_with_image(server: Server):
 def test_retries_with_backoff_then_success_and_no_retry_on_400():
     server = Server([503, 502, 200, 400])
     waits: list[float] = []
-    w = sink(server.url, retries=3, sleep=lambda s: waits.append(s) is not None)
+    jitter = iter([1.0, 0.0])
+    w = sink(server.url, retries=3, sleep=lambda s: waits.append(s) is not None, rng=lambda: next(jitter))
     w.send(decision())
     wait_until(lambda: w.stats()["sent"] == 1)
     assert len(server.requests) == 3 and w.stats()["retries"] == 2
-    assert 0.4 <= waits[0] <= 0.6 and 0.8 <= waits[1] <= 1.2  # capped exponential with jitter
+    assert waits == [0.5, 0.5]  # 0.5 s at the top of its jitter, then 1 s at the bottom of its own
     w.send(decision("e2"))
     wait_until(lambda: w.stats()["failed"] == 1)
     assert len(server.requests) == 4 and "HTTP 400" in w.stats()["last_error"]
@@ -133,10 +134,13 @@ def test_connection_refused_is_retried_and_counted():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
-    w = sink(f"http://127.0.0.1:{port}/", retries=2, sleep=lambda s: False)
+    waits: list[float] = []
+    w = sink(f"http://127.0.0.1:{port}/", retries=4, backoff_max_s=0.75, rng=lambda: 1.0,
+             sleep=lambda s: waits.append(s) is not None)
     w.send(decision())
     wait_until(lambda: w.stats()["failed"] == 1)
-    assert w.stats()["retries"] == 2 and "ConnectionError" in w.stats()["last_error"]
+    assert w.stats()["retries"] == 4 and "ConnectionError" in w.stats()["last_error"]
+    assert waits == [0.5, 0.75, 0.75, 0.75]  # doubling, never past backoff_max_s
     w.close()
 
 
