@@ -34,22 +34,14 @@ def crop_region(box: Box, frame_w: int, frame_h: int, mode: str, pad_fraction: f
     """The part of the frame to send for ``box``: padded (plate) or widened (vehicle), clamped."""
     w, h = max(1, box.width), max(1, box.height)
     if mode == "vehicle":
-        cx = (box.x1 + box.x2) / 2
-        x1 = cx - VEHICLE_HALF_WIDTH_PLATES * w
-        x2 = cx + VEHICLE_HALF_WIDTH_PLATES * w
-        y1 = box.y1 - VEHICLE_ABOVE_PLATES * w
-        y2 = box.y2 + VEHICLE_BELOW_PLATES * w
+        cx = box.centre[0]
+        half = VEHICLE_HALF_WIDTH_PLATES * w
+        region = Box.outward(cx - half, box.y1 - VEHICLE_ABOVE_PLATES * w, cx + half, box.y2 + VEHICLE_BELOW_PLATES * w)
     else:
         # a plate is wide and short: padding by its height alone leaves the reader no margin
         pad_x = pad_fraction * w
-        pad_y = max(pad_fraction * h, pad_x / 2)
-        x1, y1, x2, y2 = box.x1 - pad_x, box.y1 - pad_y, box.x2 + pad_x, box.y2 + pad_y
-    return Box(
-        max(0, int(np.floor(x1))),
-        max(0, int(np.floor(y1))),
-        min(frame_w, int(np.ceil(x2))),
-        min(frame_h, int(np.ceil(y2))),
-    )
+        region = box.expand(pad_x, max(pad_fraction * h, pad_x / 2))
+    return region.clamp(frame_w, frame_h)
 
 
 def sharpness(image: Image) -> float:
@@ -91,23 +83,20 @@ def encode_jpeg(image: Image, quality: int, max_bytes: int) -> bytes:
 class Cropper:
     """Builds the reader's image for each detection from the ``[crop]`` config section."""
 
-    def __init__(self, cfg: CropConfig, min_plate_width_px: int = 0) -> None:
+    def __init__(self, cfg: CropConfig) -> None:
         self.cfg = cfg
-        self.min_plate_width_px = min_plate_width_px
 
     def crop(self, frame: Frame, detection: Detection) -> PlateCrop | None:
-        """The crop for one detection, or None when the plate is too small or outside the frame."""
+        """The crop for one detection (the detector has dropped plates under its minimum width),
+        or None when it lies outside the frame."""
         box = detection.box
-        if box.width < self.min_plate_width_px:
-            logger.debug("plate too small camera=%s width=%d", frame.camera_id, box.width)
-            return None
         frame_h, frame_w = frame.image.shape[:2]
         region = crop_region(box, frame_w, frame_h, self.cfg.mode, self.cfg.pad_fraction)
-        plate = _clamp(box, frame_w, frame_h)
+        plate = box.clamp(frame_w, frame_h)
         if region.area <= 0 or plate.area <= 0:
             return None
-        image = frame.image[region.y1 : region.y2, region.x1 : region.x2]
-        sharp = sharpness(frame.image[plate.y1 : plate.y2, plate.x1 : plate.x2])
+        image = region.pixels(frame.image)
+        sharp = sharpness(plate.pixels(frame.image))
         jpeg = encode_jpeg(np.ascontiguousarray(image), self.cfg.jpeg_quality, self.cfg.max_bytes)
         return PlateCrop(
             camera_id=frame.camera_id,
@@ -120,7 +109,3 @@ class Cropper:
             sharpness=sharp,
             quality=quality_score(plate.width, sharp, detection.score),
         )
-
-
-def _clamp(box: Box, frame_w: int, frame_h: int) -> Box:
-    return Box(max(0, box.x1), max(0, box.y1), min(frame_w, box.x2), min(frame_h, box.y2))

@@ -57,8 +57,7 @@ class _Pass:
 
 
 def _near(a: Box, b: Box, grow: float) -> bool:
-    gx, gy = int(a.width * grow), int(a.height * grow)
-    return Box(a.x1 - gx, a.y1 - gy, a.x2 + gx, a.y2 + gy).iou(b) > 0
+    return a.expand(int(a.width * grow), int(a.height * grow)).intersects(b)
 
 
 class Decider:

@@ -153,14 +153,8 @@ class MotionGate:
                 continue
             pad_x = w * self.cfg.region_pad_fraction
             pad_y = h * self.cfg.region_pad_fraction
-            boxes.append(
-                Box(
-                    max(0, int((x - pad_x) * sx)),
-                    max(0, int((y - pad_y) * sy)),
-                    min(width, int(np.ceil((x + w + pad_x) * sx))),
-                    min(height, int(np.ceil((y + h + pad_y) * sy))),
-                )
-            )
+            padded = Box.outward((x - pad_x) * sx, (y - pad_y) * sy, (x + w + pad_x) * sx, (y + h + pad_y) * sy)
+            boxes.append(padded.clamp(width, height))
         return tuple(merge_boxes(boxes))
 
 
@@ -173,15 +167,11 @@ def merge_boxes(boxes: Sequence[Box]) -> list[Box]:
         for i in range(len(out)):
             for j in range(i + 1, len(out)):
                 a, b = out[i], out[j]
-                if a.x1 < b.x2 and b.x1 < a.x2 and a.y1 < b.y2 and b.y1 < a.y2:
-                    out[i] = union(a, b)
+                if a.intersects(b):
+                    out[i] = a.union(b)
                     del out[j]
                     merged = True
                     break
             if merged:
                 break
     return out
-
-
-def union(a: Box, b: Box) -> Box:
-    return Box(min(a.x1, b.x1), min(a.y1, b.y1), max(a.x2, b.x2), max(a.y2, b.y2))

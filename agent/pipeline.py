@@ -121,7 +121,8 @@ class CameraPipeline:
         if not moved.active:
             return []
         self.counters["motion_frames"] += 1
-        detections = self.detector.detect(frame.image, self._roi(frame.image, moved.regions))
+        roi = Box.enclosing(moved.regions) if moved.regions else None  # the detector decides its use
+        detections = self.detector.detect(frame.image, roi)
         detections = self._keep(detections, frame.image)
         self.counters["detections"] += len(detections)
         sent = []
@@ -142,29 +143,13 @@ class CameraPipeline:
                 self.tracks.answered(tagged, confident=False)
         return sent
 
-    def _roi(self, image: Image, regions: Sequence[Box]) -> Box | None:
-        """The motion area to run the detector on, or None for the full frame."""
-        if not self.cam.detector.roi or not regions:
-            return None
-        h, w = image.shape[:2]
-        box = Box(
-            min(r.x1 for r in regions),
-            min(r.y1 for r in regions),
-            max(r.x2 for r in regions),
-            max(r.y2 for r in regions),
-        )
-        return box if box.area <= self.cam.detector.roi_max_fraction * w * h else None
-
     def _keep(self, detections: list[Detection], image: Image) -> list[Detection]:
+        """Detections whose centre lies where the camera's zones allow plates."""
         h, w = image.shape[:2]
         keep = []
         for d in detections:
-            if d.box.width < self.cam.detector.min_plate_width_px:
-                self.counters["detections_small"] += 1
-                continue
-            cx = (d.box.x1 + d.box.x2) / 2 / w
-            cy = (d.box.y1 + d.box.y2) / 2 / h
-            if self.cam.zones and not point_allowed(self.cam.zones, cx, cy):
+            cx, cy = d.box.centre
+            if self.cam.zones and not point_allowed(self.cam.zones, cx / w, cy / h):
                 self.counters["detections_zoned_out"] += 1
                 continue
             keep.append(d)

@@ -106,7 +106,7 @@ def run_probe(images: Sequence[str], cfg: Config, annotate: str | None = None, r
     out_dir = Path(annotate) if annotate else None
     status = 0
     try:
-        cropper = Cropper(cfg.crop, cfg.detector.min_plate_width_px)
+        cropper = Cropper(cfg.crop)
         for path in images:
             doc, image = probe_image(path, detector, cropper, reader.read if reader else None)
             print(json.dumps(doc), flush=True)

@@ -131,7 +131,7 @@ class Service:
                 frames,
                 MotionGate(cam.motion, cam.zones),
                 detector,
-                crop.Cropper(cam.crop, cam.detector.min_plate_width_px),
+                crop.Cropper(cam.crop),
                 submit_for,
                 self.stop_event,
             )

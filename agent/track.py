@@ -31,9 +31,8 @@ def _near(a: Box, b: Box) -> bool:
     if a.iou(b) > 0.05:
         return True
     reach = 1.5 * max(a.width, b.width, 1)
-    dx = (a.x1 + a.x2 - b.x1 - b.x2) / 2
-    dy = (a.y1 + a.y2 - b.y1 - b.y2) / 2
-    return dx * dx + dy * dy <= reach * reach
+    (ax, ay), (bx, by) = a.centre, b.centre
+    return (ax - bx) ** 2 + (ay - by) ** 2 <= reach * reach
 
 
 class PlateTracks:

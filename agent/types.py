@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,15 +34,57 @@ class Box:
     def area(self) -> int:
         return max(0, self.width) * max(0, self.height)
 
-    def iou(self, other: Box) -> float:
+    @property
+    def centre(self) -> tuple[float, float]:
+        return (self.x1 + self.x2) / 2, (self.y1 + self.y2) / 2
+
+    @classmethod
+    def outward(cls, x1: float, y1: float, x2: float, y2: float) -> Box:
+        """The smallest whole-pixel box holding these (fractional) edges."""
+        return cls(math.floor(x1), math.floor(y1), math.ceil(x2), math.ceil(y2))
+
+    @classmethod
+    def enclosing(cls, boxes: Iterable[Box]) -> Box:
+        """The smallest box holding all of ``boxes``; ValueError when there are none."""
+        out: Box | None = None
+        for b in boxes:
+            out = b if out is None else out.union(b)
+        if out is None:
+            raise ValueError("no boxes to enclose")
+        return out
+
+    def intersection_area(self, other: Box) -> int:
         ix = max(0, min(self.x2, other.x2) - max(self.x1, other.x1))
         iy = max(0, min(self.y2, other.y2) - max(self.y1, other.y1))
-        inter = ix * iy
+        return ix * iy
+
+    def intersects(self, other: Box) -> bool:
+        """The two share some area (touching edges do not count)."""
+        return self.intersection_area(other) > 0
+
+    def iou(self, other: Box) -> float:
+        inter = self.intersection_area(other)
         union = self.area + other.area - inter
         return inter / union if union > 0 else 0.0
 
+    def union(self, other: Box) -> Box:
+        """The smallest box holding both."""
+        return Box(min(self.x1, other.x1), min(self.y1, other.y1), max(self.x2, other.x2), max(self.y2, other.y2))
+
     def offset(self, dx: int, dy: int) -> Box:
         return Box(self.x1 + dx, self.y1 + dy, self.x2 + dx, self.y2 + dy)
+
+    def expand(self, dx: float, dy: float) -> Box:
+        """Grown by ``dx`` left and right and ``dy`` top and bottom, outward to whole pixels."""
+        return Box.outward(self.x1 - dx, self.y1 - dy, self.x2 + dx, self.y2 + dy)
+
+    def clamp(self, width: int, height: int) -> Box:
+        """Cut to an image of ``width`` x ``height``; a box outside it comes back empty (area 0)."""
+        return Box(max(0, self.x1), max(0, self.y1), min(width, self.x2), min(height, self.y2))
+
+    def pixels(self, image: Image) -> Image:
+        """The part of ``image`` inside the box (a view, no copy); clamp first."""
+        return image[self.y1 : self.y2, self.x1 : self.x2]
 
     def as_dict(self) -> dict[str, int]:
         return {"xmin": self.x1, "ymin": self.y1, "xmax": self.x2, "ymax": self.y2}

@@ -80,12 +80,6 @@ def test_cropper_vehicle_mode_sends_more_context() -> None:
     assert vehicle.quality == pytest.approx(plate.quality)  # ranked by the plate, not the region
 
 
-def test_cropper_skips_plates_under_the_minimum_width() -> None:
-    cropper = Cropper(CropConfig(), min_plate_width_px=101)
-    assert cropper.crop(frame(plate_frame()), Detection(Box(280, 300, 380, 330), 0.8)) is None
-    assert Cropper(CropConfig(), 100).crop(frame(plate_frame()), Detection(Box(280, 300, 380, 330), 0.8))
-
-
 def test_cropper_skips_boxes_outside_the_frame() -> None:
     assert Cropper(CropConfig()).crop(frame(plate_frame()), Detection(Box(700, 500, 800, 530), 0.8)) is None
 

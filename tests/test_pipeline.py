@@ -101,17 +101,29 @@ def test_idle_rate_until_something_moves_then_full_rate():
     assert pipe.counters["frames"] >= 10 + 18 and pipe.counters["motion_frames"] >= 18
 
 
-def test_small_and_zoned_out_plates_are_not_uploaded():
+def test_zoned_out_plates_are_not_uploaded():
     sent: list[PlateCrop] = []
-    pipe = make(camera(), FakeDetector(Box(300, 200, 320, 210)), sent)  # 20 px < 40 px
-    for f in frames(15):
-        pipe.step(f)
-    assert sent == [] and pipe.counters["detections_small"] > 0
     zone = [{"kind": "exclude", "polygon": [[0.4, 0.5], [0.7, 0.5], [0.7, 0.7], [0.4, 0.7]]}]
     pipe = make(camera(zones=zone), FakeDetector(Box(300, 200, 400, 230)), sent)
     for f in frames(15):
         pipe.step(f)
     assert sent == [] and pipe.counters["detections_zoned_out"] > 0
+    pipe = make(camera(zones=zone), FakeDetector(Box(300, 100, 400, 130)), sent)  # centre above the zone
+    for f in frames(15):
+        pipe.step(f)
+    assert len(sent) == 1
+
+
+def test_plate_width_and_roi_limits_are_the_detectors_alone():
+    """The detector applies min_plate_width_px, roi and roi_max_fraction; the pipeline hands it every
+    motion region and every box it returns goes on (a second copy of those rules is a future bug)."""
+    sent: list[PlateCrop] = []
+    det = FakeDetector(Box(300, 200, 320, 210))  # 20 px < min_plate_width_px 40
+    pipe = make(camera(detector={"roi": False}), det, sent)
+    for f in frames(15):
+        pipe.step(f)
+    assert len(sent) == 1 and pipe.counters["detections"] == len(det.calls)
+    assert det.calls and all(r is not None for r in det.calls)
 
 
 def test_unsure_answer_allows_one_better_upload_then_stops():

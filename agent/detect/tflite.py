@@ -135,7 +135,7 @@ class TFLiteDetector:
             image = _u8(cv2.cvtColor(image, cv2.COLOR_GRAY2BGR))
         frame_h, frame_w = image.shape[:2]
         region = self.region_for(frame_w, frame_h, roi)
-        src = image if region is None else image[region.y1 : region.y2, region.x1 : region.x2]
+        src = image if region is None else region.pixels(image)
         origin = (0, 0) if region is None else (region.x1, region.y1)
         tensor, geom = self.preprocess(src, origin)
         raw = self._run(tensor)
@@ -152,12 +152,10 @@ class TFLiteDetector:
         at no more than ROI_SCALE_MAX; None for the whole frame (also when that is no smaller)."""
         if roi is None or not self.cfg.roi:
             return None
-        x1, y1 = max(0, roi.x1), max(0, roi.y1)
-        x2, y2 = min(frame_w, roi.x2), min(frame_h, roi.y2)
-        if x2 <= x1 or y2 <= y1:
+        seen = roi.clamp(frame_w, frame_h)
+        if seen.area == 0 or seen.area > self.cfg.roi_max_fraction * frame_w * frame_h:
             return None
-        if (x2 - x1) * (y2 - y1) > self.cfg.roi_max_fraction * frame_w * frame_h:
-            return None
+        x1, y1, x2, y2 = seen.x1, seen.y1, seen.x2, seen.y2
         pad_x, pad_y = round((x2 - x1) * ROI_PAD_FRACTION), round((y2 - y1) * ROI_PAD_FRACTION)
         w = min(frame_w, max(x2 - x1 + 2 * pad_x, math.ceil(self.input.width / ROI_SCALE_MAX)))
         h = min(frame_h, max(y2 - y1 + 2 * pad_y, math.ceil(self.input.height / ROI_SCALE_MAX)))

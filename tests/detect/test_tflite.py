@@ -78,6 +78,9 @@ def test_roi_finds_what_the_full_frame_is_too_coarse_for() -> None:
     # becomes 8 px, exactly one cell
     found = det.detect(img, roi=Box(592, 392, 624, 424))
     assert [d.box for d in found] == [plate]
+    # the minimum plate width holds on a region as on the whole frame
+    assert TFLiteDetector(tiny_cfg(min_plate_width_px=17)).detect(img, roi=Box(592, 392, 624, 424)) == []
+    assert TFLiteDetector(tiny_cfg(roi=False)).detect(img, roi=Box(592, 392, 624, 424)) == []
 
 
 def test_region_for_rules() -> None:
