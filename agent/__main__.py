@@ -18,7 +18,7 @@ from . import config
 from .errors import AgentError, ConfigError
 
 if TYPE_CHECKING:
-    from .pipeline import Sink
+    from .sinks import Sink
 
 logger = logging.getLogger("agent")
 

@@ -1,7 +1,8 @@
-"""Stages 2-4 per camera (latest frame -> motion -> detect -> crop -> upload gate), and the fan-out
-of reads into decisions and sinks (relay first).
+"""Stages 2-4 per camera (latest frame -> motion -> detect -> crop -> upload gate), and the one
+answer path: reader -> ``Dispatcher.answer`` -> decisions -> sinks (relay first), and the outcome
+back to the camera's upload gate.
 
-Parts are injected as callables/protocols; only ``service.py`` knows the concrete classes.
+Parts are injected as callables/protocols; only the wiring knows the concrete classes.
 """
 
 from __future__ import annotations
@@ -11,14 +12,18 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .config import CameraConfig
 from .motion import MotionGate, point_allowed
 from .track import PlateTracks
 from .types import Box, Decision, Detection, Frame, Image, PlateCrop, PlateRead
+
+if TYPE_CHECKING:
+    from .detect import PlateDetector
+    from .sinks import Sink
 
 logger = logging.getLogger(__name__)
 
@@ -28,10 +33,6 @@ class FrameSlot(Protocol):
 
     @property
     def ended(self) -> bool: ...
-
-
-class Detector(Protocol):
-    def detect(self, image: Image, roi: Box | None = None) -> list[Detection]: ...
 
 
 class Cropper(Protocol):
@@ -44,10 +45,6 @@ class Decider(Protocol):
     def expire(self, everything: bool = False) -> list[Decision]: ...
 
 
-class Sink(Protocol):
-    def send(self, decision: Decision) -> None: ...
-
-
 class CameraPipeline:
     """One camera's processing loop, run on its own thread (``pipeline-<id>``)."""
 
@@ -56,7 +53,7 @@ class CameraPipeline:
         cam: CameraConfig,
         frames: FrameSlot,
         motion: MotionGate,
-        detector: Detector,
+        detector: PlateDetector,
         cropper: Cropper,
         submit: Callable[[PlateCrop], bool],
         stop: threading.Event,
@@ -83,7 +80,8 @@ class CameraPipeline:
         self._save_dir = Path(cam.crop.save_dir) if cam.crop.save_dir else None
 
     def answered(self, crop: PlateCrop, confident: bool) -> None:
-        """Thread-safe: the read of ``crop`` came back; handled on the pipeline thread."""
+        """Thread-safe: the outcome of ``crop`` (read, or refused by the reader); the upload gate
+        learns it on the pipeline thread, from here only."""
         self._answers.put((crop, confident))
 
     def run(self) -> None:
@@ -140,7 +138,7 @@ class CameraPipeline:
                 self._save(tagged)
             else:
                 self.counters["drops"] += 1
-                self.tracks.answered(tagged, confident=False)
+                self.answered(tagged, confident=False)
         return sent
 
     def _keep(self, detections: list[Detection], image: Image) -> list[Detection]:
@@ -171,27 +169,32 @@ class CameraPipeline:
 
 
 class Dispatcher:
-    """Reads -> decisions -> sinks. The relay (first sink) is served before anything else."""
+    """Reads -> decisions -> sinks. The relay (first sink) is served before anything else.
+
+    ``outcomes`` maps a camera id to its upload gate's ``answered``: the one route by which the gate
+    learns whether a crop was read confidently.
+    """
 
     def __init__(
         self,
         decider: Decider,
         sinks: Sequence[Sink],
-        on_answer: Callable[[PlateCrop, bool], None] | None = None,
+        outcomes: Mapping[str, Callable[[PlateCrop, bool], None]] | None = None,
         min_score: float = 0.0,
     ) -> None:
         self.decider = decider
         self.sinks = list(sinks)
-        self.on_answer = on_answer
+        self.outcomes = outcomes if outcomes is not None else {}
         self.min_score = min_score
         self.counters: Counter[str] = Counter()
         self._lock = threading.Lock()  # reads come from the reader and from pipeline threads
 
     def answer(self, crop: PlateCrop, reads: Sequence[PlateRead]) -> None:
-        """Everything the reader made of one crop (an empty list: no plate found)."""
+        """Everything the reader made of one crop (an empty list: no plate found, or no answer now)."""
         confident = any(not r.plate or r.score >= self.min_score for r in reads)
-        if self.on_answer is not None:
-            self.on_answer(crop, confident)
+        gate = self.outcomes.get(crop.camera_id)
+        if gate is not None:
+            gate(crop, confident)
         for read in reads:
             self.handle(read)
 

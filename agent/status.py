@@ -57,7 +57,8 @@ def known_secrets(cfg: Config) -> list[str]:
 
 
 class StatusBoard:
-    """Shapes ``Service.stats()`` into the status document; ``sample()`` feeds the fps window.
+    """Shapes the parts' stats (``health.Report.stats``: cameras, reader, relay, mqtt, webhooks by
+    name) into the status document; ``sample()`` feeds the fps window.
 
     Thread-safe: the HTTP threads, the supervisor (MQTT summary) and ``sample()`` share it.
     """
@@ -113,7 +114,6 @@ class StatusBoard:
         self.sample({cid: int(c.get("frames_processed", c.get("frames", 0))) for cid, c in cams.items()})
         cameras = {cid: self._camera(cid, c, now) for cid, c in cams.items()}
         reader = self._reader(stats.get("reader"), now, wall)
-        sinks = stats.get("sinks", {})
         doc = {
             "ok": all(c["ok"] for c in cameras.values()) and reader["ok"],
             "time": iso(wall),
@@ -121,11 +121,11 @@ class StatusBoard:
             "summary": self._summary(),
             "cameras": cameras,
             "reader": reader,
-            "mqtt": self._mqtt(sinks.get("MqttSink")),
-            "relay": self._relay(sinks.get("Gate")),
+            "mqtt": self._mqtt(stats.get("mqtt")),
+            "relay": self._relay(stats.get("relay")),
             "webhooks": [
-                {k: s.get(k) for k in ("url", "pending", "sent", "failed", "dropped", "last_error")}
-                for name, s in sinks.items() if name.startswith("WebhookSink")
+                {"name": name, **{k: s.get(k) for k in ("url", "pending", "sent", "failed", "dropped", "last_error")}}
+                for name, s in stats.get("webhooks", {}).items()
             ],
             "events": int(stats.get("dispatch", {}).get("events", 0)),
         }

@@ -184,7 +184,7 @@ def test_dispatcher_serves_sinks_in_order_and_survives_a_broken_one():
     answers = []
     disp = Dispatcher(OneEventDecider(), [RecordingSink(order, "relay"), RecordingSink(order, "mqtt", fail=True),
                                           RecordingSink(order, "webhook")],
-                      on_answer=lambda c, ok: answers.append(ok), min_score=0.7)
+                      outcomes={"gate": lambda c, ok: answers.append(ok)}, min_score=0.7)
     box = Box(0, 0, 10, 10)
     crop = crop_of(box)
     disp.answer(crop, [PlateRead("gate", "AB12CDE", 0.9, 0.9, box, 0.0, 0.0)])

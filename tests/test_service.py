@@ -60,7 +60,7 @@ def test_three_cars_give_one_event_each_and_only_the_allowed_one_opens(tmp_path,
     service.start()
     try:
         assert service.run() == 0
-        stats = service.stats()
+        stats = service.report.stats()
     finally:
         service.close()
     events = [json.loads(line) for line in out.getvalue().splitlines()]

@@ -5,14 +5,20 @@ from __future__ import annotations
 import json
 import re
 import socket
+import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-from agent.config import StatusConfig
+from agent.config import StatusConfig, parse
+from agent.service import Service
 from agent.status import StatusBoard, StatusServer, metrics_text, scrub
+from agent.types import Box, PlateRead
+from tests.sinks.test_webhook import Server as WebhookServer
 
 NOW = 1000.0
 
@@ -28,8 +34,10 @@ def stats(connected: bool = True, reader_state: str = "ok", age_s: float = 0.1) 
                    "usage": {"calls": 12, "limit": 2500, "resets_on": ""},
                    "outbox": {"depth": 3, "oldest_age_s": 12.345, "evicted": 1}},
         "dispatch": {"events": 4},
-        "sinks": {"Gate": {"type": "gpio", "state": "off", "pulses": 1, "last_pulse": {"at": "x"}},
-                  "MqttSink": {"connected": False, "outbox": 0, "last_error": "connect refused"}},
+        "relay": {"type": "gpio", "state": "off", "pulses": 1, "last_pulse": {"at": "x"}},
+        "mqtt": {"connected": False, "outbox": 0, "last_error": "connect refused"},
+        "webhooks": {"webhook-1": {"url": "http://a/hook", "sent": 2},
+                     "webhook-2": {"url": "http://b/hook", "sent": 3}},
     }
 
 
@@ -51,6 +59,8 @@ def test_document_shape_and_health() -> None:
     assert doc["mqtt"] == {"enabled": True, "connected": False, "outbox": 0, "outbox_dropped": None,
                            "connects": None, "disconnects": None, "acked": None, "last_error": "connect refused"}
     assert doc["relay"]["state"] == "off" and doc["relay"]["last_pulse"] == {"at": "x"}
+    assert [(w["name"], w["url"], w["sent"]) for w in doc["webhooks"]] == [("webhook-1", "http://a/hook", 2),
+                                                                           ("webhook-2", "http://b/hook", 3)]
     assert board(connected=False).document()["ok"] is False
     assert board(age_s=6.0).document()["ok"] is False  # connected but no frame for longer than the timeout
     assert board(reader_state="forbidden").document()["ok"] is False
@@ -126,3 +136,52 @@ def test_bind_elsewhere_only_when_told(server_for) -> None:
     assert s._httpd is not None and s._httpd.server_address[0] == "0.0.0.0"
     with socket.create_connection(("127.0.0.1", s.port), timeout=2):
         pass
+
+
+class StillCamera:
+    """A camera that always shows the same grey picture."""
+
+    frame_interval_s = 1 / 10
+
+    def open(self) -> None:
+        pass
+
+    def read(self) -> object:
+        return np.full((240, 320, 3), 80, np.uint8)
+
+    def close(self) -> None:
+        pass
+
+
+def test_every_webhook_shows_on_status_under_its_name(tmp_path: Path) -> None:
+    """Two webhooks to two receivers: /status of the running agent lists both, each with its own counts."""
+    ok, refusing = WebhookServer(), WebhookServer(statuses=[400])  # 400 is not retried: one failure
+    cfg = parse({
+        "cameras": [{"id": "gate", "source": "fake://"}],
+        "webhooks": [{"url": ok.url}, {"url": refusing.url.replace("/hook", "/other")}],
+        "storage": {"state_dir": str(tmp_path / "state")},
+        "status": {"port": 0},
+    })
+    service = Service(cfg, source_factory=lambda cam: StillCamera())
+    try:
+        service.start()
+        assert service.status.server is not None
+        port = service.status.server.port
+        service.parts.dispatcher.handle(PlateRead("gate", "AB12CDE", 0.9, 0.9, Box(10, 10, 110, 40), time.time(),
+                                                  time.monotonic()))
+        service.parts.dispatcher.tick(everything=True)
+
+        def hooks() -> list[dict[str, Any]]:
+            return json.loads(get(port, "/status")[1])["webhooks"]
+
+        deadline = time.monotonic() + 10
+        while [(h["sent"], h["failed"]) for h in hooks()] != [(1, 0), (0, 1)] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        got = hooks()
+        assert [(h["name"], h["url"], h["sent"], h["failed"]) for h in got] == [
+            ("webhook-1", ok.url, 1, 0), ("webhook-2", refusing.url.replace("/hook", "/other"), 0, 1)]
+        assert len(ok.requests) == 1 and len(refusing.requests) == 1
+    finally:
+        service.close()
+        ok.close()
+        refusing.close()

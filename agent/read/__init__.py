@@ -6,11 +6,16 @@ Backends are listed in ``READERS``: the Plate Recognizer cloud API and the on-pr
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from ..types import PlateCrop, PlateRead
 from .errors import ReaderError
 from .parse import Usage
+
+Answer = Callable[[PlateCrop, Sequence[PlateRead]], None]
+"""Everything read from one crop, delivered once: the plates, or an empty list (none found, or no
+answer now: the crop was parked or dropped). Always the dispatcher's ``answer``."""
 
 
 class PlateReader(Protocol):
@@ -29,15 +34,44 @@ class PlateReader(Protocol):
         ...
 
 
+class ReadStage(Protocol):
+    """The reader stage as the pipelines and the service see it: crops in, one ``Answer`` per crop out."""
+
+    def submit(self, crop: PlateCrop) -> bool:
+        """Take a crop without blocking; False (counted) when it cannot be taken."""
+        ...
+
+    def idle(self) -> bool:
+        """Every crop taken was answered, parked or dropped."""
+        ...
+
+    @property
+    def last_progress(self) -> float:
+        """Monotonic time of the stage's last turn (the watchdog checks that it moves)."""
+        ...
+
+    def stats(self) -> dict[str, Any] | None:
+        """The reader's status figures; None when no plate reader is configured."""
+        ...
+
+    def close(self, timeout_s: float = ...) -> None:
+        """Stop; idempotent."""
+        ...
+
+
 from .client import CloudReader, SdkReader  # noqa: E402  (they implement the Protocol above)
+from .detect_only import DetectOnlyReader  # noqa: E402
 from .probe import read_image, read_to_dict  # noqa: E402
 
 READERS: dict[str, type[CloudReader] | type[SdkReader]] = {"cloud": CloudReader, "sdk": SdkReader}
 
 __all__ = [
     "READERS",
+    "Answer",
     "CloudReader",
+    "DetectOnlyReader",
     "PlateReader",
+    "ReadStage",
     "ReaderError",
     "SdkReader",
     "Usage",

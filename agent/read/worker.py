@@ -1,4 +1,4 @@
-"""The ``reader`` thread: crops in (bounded, never blocking), plate reads out via ``on_read``.
+"""The ``reader`` thread: crops in (bounded, never blocking), one answer per crop out via ``on_answer``.
 
 Paces uploads with a token bucket, waits out 429s, pauses after a 403, shrinks after a 413, retries
 5xx/timeouts with capped backoff and then parks crops in the durable outbox, which it drains (oldest
@@ -24,7 +24,7 @@ from ..backoff import backoff_s
 from ..config import ReaderConfig
 from ..late import too_late
 from ..types import PlateCrop, PlateRead
-from . import PlateReader
+from . import Answer, PlateReader
 from .errors import Forbidden, ReaderError, Throttled, TooLarge, Unavailable, error_kind
 from .outbox import Outbox, OutboxError
 
@@ -77,10 +77,9 @@ class ReadWorker:
         reader: PlateReader,
         outbox: Outbox | None,
         cfg: ReaderConfig,
-        on_read: Callable[[PlateRead], None] | None = None,
+        on_answer: Answer,
         stop: threading.Event | None = None,
         *,
-        on_result: Callable[[PlateCrop, list[PlateRead]], None] | None = None,
         max_decision_age_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -89,8 +88,7 @@ class ReadWorker:
         self._reader = reader
         self._outbox = outbox
         self.cfg = cfg
-        self._on_read = on_read
-        self._on_result = on_result
+        self._on_answer = on_answer
         self._stop = stop or threading.Event()
         self._max_age = max_decision_age_s
         self._clock = clock
@@ -155,6 +153,7 @@ class ReadWorker:
         with self._lock:
             return {
                 "state": self._paused or "ok",
+                "alive": self._thread is None or self._thread.is_alive(),
                 "submitted": self._c["submitted"],
                 "queued": self._q.qsize(),
                 "uploads": self._c["uploads"],
@@ -382,13 +381,9 @@ class ReadWorker:
 
     def _deliver(self, crop: PlateCrop, reads: list[PlateRead]) -> None:
         try:
-            if self._on_result is not None:
-                self._on_result(crop, reads)
-            if self._on_read is not None:
-                for read in reads:
-                    self._on_read(read)
+            self._on_answer(crop, reads)
         except Exception:
-            logger.exception("reader: read callback failed")
+            logger.exception("reader: answer callback failed")
 
     def _park(self, crop: PlateCrop, item_id: int | None, reason: str) -> None:
         if item_id is not None:

@@ -32,7 +32,7 @@ CLOSE_FLUSH_S = 1.0  # on close, wait this long for "offline" to reach the broke
 
 
 class MqttSink:
-    """Built by ``build_sinks``; ``start`` connects in the background (paho's own loop thread)."""
+    """Built by the wiring; ``start`` connects in the background (paho's own loop thread)."""
 
     def __init__(
         self,

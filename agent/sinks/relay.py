@@ -119,8 +119,6 @@ class Gate:
     """The relay sink. ``pulse`` switches on in the caller's thread (fast); the ``relay`` thread
     switches off. State listeners (e.g. MQTT gate state) are called outside the lock."""
 
-    is_relay = True
-
     def __init__(self, cfg: RelayConfig, driver: RelayDriver, clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time) -> None:
         self._cfg = cfg

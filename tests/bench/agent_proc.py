@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
         code = service.run()
     finally:
         service.close()
-    print("STATS " + json.dumps(service.stats(), default=str), flush=True)
+    print("STATS " + json.dumps(service.report.stats(), default=str), flush=True)
     return code
 
 

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from agent.config import ReaderConfig
 from agent.read import CloudReader
 from agent.read.outbox import Outbox
 from agent.read.worker import ReadWorker
-from agent.types import PlateRead
+from agent.types import PlateCrop, PlateRead
 from tests.prserver import PRServer
 from tests.read.conftest import make_crop
 
@@ -42,8 +43,12 @@ class Run:
         self.last_read_at = 0.0
         self.late = 0
         self.stop = threading.Event()
-        self.worker = ReadWorker(self.reader, self.outbox, self.cfg, self._on_read, self.stop,
+        self.worker = ReadWorker(self.reader, self.outbox, self.cfg, self._on_answer, self.stop,
                                  max_decision_age_s=5.0)
+
+    def _on_answer(self, crop: PlateCrop, reads: Sequence[PlateRead]) -> None:
+        for read in reads:
+            self._on_read(read)
 
     def _on_read(self, read: PlateRead) -> None:
         assert read.crop is not None

@@ -109,8 +109,8 @@ class Running:
 
     @property
     def port(self) -> int:
-        assert self.service.status_server is not None
-        return self.service.status_server.port
+        assert self.service.status.server is not None
+        return self.service.status.server.port
 
     def status(self) -> tuple[int, dict[str, Any]]:
         code, body = http_get(self.port)

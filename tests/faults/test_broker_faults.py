@@ -37,7 +37,7 @@ def test_broker_restart_mid_run_loses_no_event(tmp_path: Path, clips, mqtt_broke
         assert doc["mqtt"]["last_error"] is not None
         wait_until(lambda: agent.doc()["events"] >= 1, what="the car's event")
         assert agent.doc()["mqtt"]["outbox"] >= 1  # kept until the broker acknowledges it
-        assert agent.status()[0] in (200, 503) and agent.service.healthy()  # the broker is not a camera
+        assert agent.status()[0] in (200, 503) and agent.service.watchdog.healthy()  # the broker is not a camera
 
         mqtt_broker.start()
         wait_until(lambda: agent.doc()["mqtt"]["connected"], timeout_s=30, what="reconnected")

@@ -41,7 +41,7 @@ def test_rtsp_server_killed_then_back(tmp_path: Path, rtsp_server: RtspServer, s
     assert doc["ok"] is False and doc["cameras"]["gate"]["ok"] is False
     cam = wait_until(lambda: (c := camera(agent))["reconnects"] >= 2 and c, what="reconnect attempts")
     assert cam["connected"] is False and cam["last_error"]
-    assert agent.service.healthy()  # a dead camera is not a wedge: systemd must not restart us
+    assert agent.service.watchdog.healthy()  # a dead camera is not a wedge: systemd must not restart us
 
     rtsp_server.start()
     wait_until(lambda: agent.status()[0] == 200, timeout_s=30, what="recovery")
@@ -56,7 +56,7 @@ def test_rtsp_server_frozen_then_resumed(tmp_path: Path, rtsp_server: RtspServer
     code, doc = wait_until(lambda: (s := agent.status())[0] == 503 and s, what="503 while frozen")
     assert doc["cameras"]["gate"]["last_frame_age_s"] > FAST_CAMERA["read_timeout_s"]
     wait_until(lambda: camera(agent)["stalls"] >= 1, what="the read watchdog firing")
-    assert agent.service.healthy()
+    assert agent.service.watchdog.healthy()
 
     rtsp_server.resume()
     wait_until(lambda: agent.status()[0] == 200, timeout_s=30, what="recovery after resume")
@@ -109,7 +109,7 @@ def test_corrupt_frames_are_counted_and_a_garbage_stream_is_reopened(tmp_path: P
     wait_until(lambda: agent.status()[0] == 503, what="503 on a garbage-only stream")
     wait_until(lambda: state["opens"] >= 2 and camera(agent)["reconnects"] >= 1, what="a reopen")
     assert "decodable" in (camera(agent)["last_error"] or "")
-    assert agent.service.healthy() and agent.service.pipelines["gate"].counters["errors"] == 0
+    assert agent.service.watchdog.healthy() and agent.service.parts.camera("gate").pipeline.counters["errors"] == 0
 
     state["mode"] = "good"
     wait_until(lambda: agent.status()[0] == 200, what="recovery")

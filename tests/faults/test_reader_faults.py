@@ -47,13 +47,13 @@ def events(out: io.StringIO) -> list[dict[str, Any]]:
 
 
 def clip_done(agent: Running) -> bool:
-    return all(c.ended for c in agent.service.captures.values())
+    return all(c.capture.ended for c in agent.service.parts.cameras)
 
 
 def all_read(agent: Running) -> dict[str, Any] | None:
     """The reader's status once every crop the pipeline handed over has been read."""
     r = agent.doc()["reader"]
-    uploads = agent.service.pipelines["gate"].counters["uploads"]
+    uploads = agent.service.parts.camera("gate").pipeline.counters["uploads"]
     done = clip_done(agent) and r["outbox"]["depth"] == 0 and r["queued"] == 0 and r["crops_read"] == uploads
     return r if done else None
 
@@ -77,7 +77,7 @@ def test_outage_while_cars_pass_every_read_delivered_and_no_late_opening(
     wait_until(lambda: clip_done(agent), what="both cars passed")
     depth = wait_until(lambda: agent.doc()["reader"]["outbox"]["depth"], what="crops parked")
     assert depth >= len(CARS)  # at least one crop per car waits
-    assert agent.service.healthy()
+    assert agent.service.watchdog.healthy()
 
     server.outage = None
     server.resume()
@@ -144,7 +144,7 @@ def test_hostile_answer_drops_one_crop_and_the_agent_goes_on(tmp_path: Path, cli
     r = wait_until(lambda: (x := agent.doc()["reader"])["errors"].get("bad_response") and x,
                    what="the bad answer counted")
     assert r["errors"] == {"bad_response": 1} and r["dropped"] == {"bad_response": 1}
-    assert r["state"] == "ok" and agent.service.healthy()
+    assert r["state"] == "ok" and agent.service.watchdog.healthy()
     # the next car is read normally: the thread survived the answer
     wait_until(lambda: any(e["plate"] == "XX99XXX" for e in events(out)), what="the next car read")
 
@@ -157,13 +157,13 @@ def test_outbox_cap_drops_the_oldest_counts_and_the_agent_lives(tmp_path: Path, 
     agent, _, _ = reader_agent(tmp_path, clips(cars), server, start_agent,
                                storage={"outbox_max_items": 2})
     wait_until(lambda: clip_done(agent), what="three cars passed")
-    uploads = agent.service.pipelines["gate"].counters["uploads"]
+    uploads = agent.service.parts.camera("gate").pipeline.counters["uploads"]
     r = wait_until(lambda: (x := agent.doc()["reader"])["queued"] == 0 and sum(x["parked"].values()) == uploads
                    and x, what="every crop parked")
     assert uploads >= 3 and r["outbox"]["depth"] == 2
     assert sum(r["parked"].values()) == uploads == r["outbox"]["evicted"] + r["outbox"]["depth"]
     assert "plate_agent_reader_outbox_evicted_total" in agent.metrics()
-    assert agent.service.healthy() and all(t.is_alive() for t in agent.service.threads)
+    assert agent.service.watchdog.healthy() and all(t.is_alive() for t in agent.service.parts.threads)
 
     server.resume()
     r = wait_until(lambda: (x := agent.doc()["reader"])["outbox"]["depth"] == 0 and x["crops_read"] == 2 and x,

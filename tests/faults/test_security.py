@@ -146,7 +146,7 @@ def test_gate_command_topic_off_by_default_and_strict_when_on(tmp_path: Path, mq
             time.sleep(0.5)
             assert agent.doc()["relay"]["pulses"] == pulses, (command_topic, payloads)
             assert [s.state for s in factory.pin(17).states].count(True) == pulses
-            stats = agent.service.stats()["sinks"]["MqttSink"]
+            stats = agent.service.report.stats()["mqtt"]
             assert stats["commands_rejected"] == (len(payloads) if command_topic and not pulses else 0)
             agent.close()
     finally:

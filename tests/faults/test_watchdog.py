@@ -53,14 +53,14 @@ def test_wedged_pipeline_stops_the_pings_and_says_which(tmp_path: Path, notify, 
     agent = start_agent(cfg, notifier=notifier, stall_s=STALL_S, source_factory=lambda cam: StillCamera())
     assert pings.count(1.5) >= 2
     release = threading.Event()
-    agent.service.pipelines["gate"].step = lambda frame: release.wait(30)  # the detector never returns
-    wait_until(lambda: not agent.service.healthy(), what="the stall noticed")
-    assert agent.service.stalled() == ["pipeline-gate"]
+    agent.service.parts.camera("gate").pipeline.step = lambda frame: release.wait(30)  # the detector never returns
+    wait_until(lambda: not agent.service.watchdog.healthy(), what="the stall noticed")
+    assert agent.service.watchdog.stalled() == ["pipeline-gate"]
     assert pings.count(1.0) == 0
     assert "pipeline-gate" in caplog.text
     release.set()
-    del agent.service.pipelines["gate"].step
-    wait_until(lambda: agent.service.healthy(), what="turning again")
+    del agent.service.parts.camera("gate").pipeline.step
+    wait_until(lambda: agent.service.watchdog.healthy(), what="turning again")
     assert pings.count(1.5) >= 1
 
 
@@ -72,11 +72,11 @@ def test_wedged_reader_stops_the_pings(tmp_path: Path, notify, clips, start_agen
                            reader={"type": "sdk", "url": server.url, "timeout_connect_s": 0.1,
                                    "timeout_read_s": 0.1, "rate_per_s": 0.0})
         agent = start_agent(cfg, notifier=notifier, stall_s=STALL_S)
-        agent.service.reader._reader.read = lambda crop: release.wait(60) and []  # stuck inside the client
-        wait_until(lambda: agent.service.stalled() == ["reader"], what="the reader stall noticed")
+        agent.service.parts.reader._reader.read = lambda crop: release.wait(60) and []  # stuck inside the client
+        wait_until(lambda: agent.service.watchdog.stalled() == ["reader"], what="the reader stall noticed")
         assert pings.count(1.0) == 0
         release.set()
-        wait_until(lambda: agent.service.healthy(), what="the reader turning again")
+        wait_until(lambda: agent.service.watchdog.healthy(), what="the reader turning again")
 
 
 def test_hung_camera_read_is_not_a_wedge(tmp_path: Path, notify, start_agent) -> None:
@@ -88,4 +88,4 @@ def test_hung_camera_read_is_not_a_wedge(tmp_path: Path, notify, start_agent) ->
     hang.set()
     wait_until(lambda: agent.doc()["cameras"]["gate"]["stalls"] >= 1, what="the capture's read watchdog")
     assert agent.status()[0] == 503  # reported...
-    assert pings.count(2.0) >= 2 and agent.service.healthy()  # ...but not restarted for
+    assert pings.count(2.0) >= 2 and agent.service.watchdog.healthy()  # ...but not restarted for

@@ -11,11 +11,12 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Sequence
 
 from agent.read import CloudReader
 from agent.read.outbox import Outbox
 from agent.read.worker import ReadWorker
-from agent.types import PlateRead
+from agent.types import PlateCrop, PlateRead
 from tests.read.conftest import make_crop, reader_cfg
 
 
@@ -37,16 +38,17 @@ def main() -> int:
 
     reads: list[int] = []
 
-    def on_read(read: PlateRead) -> None:
-        seq = read.crop.frame_seq if read.crop else -1
-        reads.append(seq)
-        emit({"read": seq, "plate": read.plate, "late": read.late})
+    def on_answer(crop: PlateCrop, answer: Sequence[PlateRead]) -> None:
+        for read in answer:
+            seq = read.crop.frame_seq if read.crop else -1
+            reads.append(seq)
+            emit({"read": seq, "plate": read.plate, "late": read.late})
 
     cfg = reader_cfg(args.url, rate_per_s=args.rate, retries=1, backoff_initial_s=0.05, backoff_max_s=0.2)
     reader = CloudReader(cfg)
     outbox = Outbox(args.outbox)
     stop = threading.Event()
-    worker = ReadWorker(reader, outbox, cfg, on_read, stop, max_decision_age_s=5.0)
+    worker = ReadWorker(reader, outbox, cfg, on_answer, stop, max_decision_age_s=5.0)
     worker.start()
     for i in range(args.submit):
         worker.submit(make_crop(i))

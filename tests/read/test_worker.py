@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,12 @@ class Harness:
         self.reads: list[PlateRead] = []
         self.results: list[tuple[PlateCrop, list[PlateRead]]] = []
         self.stop = threading.Event()
-        self.worker = ReadWorker(self.reader, self.outbox, self.cfg, self.reads.append, self.stop,
-                                 on_result=lambda c, r: self.results.append((c, r)), max_decision_age_s=max_age)
+        self.worker = ReadWorker(self.reader, self.outbox, self.cfg, self._answer, self.stop,
+                                 max_decision_age_s=max_age)
+
+    def _answer(self, crop: PlateCrop, reads: Sequence[PlateRead]) -> None:
+        self.results.append((crop, list(reads)))
+        self.reads.extend(reads)
 
     def start(self) -> Harness:
         self.worker.start()
@@ -305,16 +309,16 @@ def test_callback_errors_do_not_kill_the_thread(pr_server: PRServer, tmp_path: P
     reader = CloudReader(cfg, token=PR_TOKEN)
     seen: list[int] = []
 
-    def on_read(read: PlateRead) -> None:
-        seen.append(1)
+    def on_answer(crop: PlateCrop, reads: Sequence[PlateRead]) -> None:
+        seen.append(len(reads))
         raise RuntimeError("downstream broke")
 
-    worker = ReadWorker(reader, None, cfg, on_read, threading.Event())
+    worker = ReadWorker(reader, None, cfg, on_answer, threading.Event())
     worker.start()
     try:
         worker.submit(make_crop(0))
         worker.submit(make_crop(1))
-        assert wait_for(lambda: len(seen) == 2)
+        assert wait_for(lambda: seen == [1, 1])
     finally:
         worker.close()
         reader.close()

@@ -16,8 +16,8 @@ from agent.events import JsonLinesSink
 from agent.pipeline import Dispatcher
 from agent.read.worker import ReadWorker
 from agent.rules import AccessRules
-from agent.sinks import build_sinks
 from agent.types import Box, Detection, PlateCrop, PlateRead
+from agent.wiring import Closers, build_outputs
 from tests.fixtures_mqtt import Broker, Subscriber
 from tests.sinks.test_mqtt import wait_until
 from tests.sinks.test_webhook import Server
@@ -38,12 +38,14 @@ def test_allowed_denied_and_look_alike_end_to_end(mqtt_broker: Broker, tmp_path:
         "webhooks": [{"url": hook.url}],
     })
     factory = MockFactory()
-    holder: list = []
-    sinks = build_sinks(cfg, tmp_path, open_gate=lambda cam: holder[0].pulse(cam, reason="mqtt"),
-                        pin_factory=factory)
-    gate, mqtt, webhook = sinks
-    holder.append(gate)
-    assert getattr(gate, "is_relay", False)
+    closers: Closers = []
+    outputs = build_outputs(cfg, tmp_path, closers, relay_kw={"pin_factory": factory})
+    gate, mqtt = outputs.relay, outputs.mqtt
+    assert gate is not None and mqtt is not None
+    ((name, webhook),) = [(w.name, w.sink) for w in outputs.webhooks]
+    sinks = outputs.sinks()
+    assert sinks == [gate, mqtt, webhook] and name == "webhook-1"  # the relay is served first
+    assert [n for n, _ in closers] == ["relay", "mqtt", "webhook-1"]
     rules = AccessRules(cfg.rules)
     rules.load()
     dispatch = Dispatcher(Decider(cfg.rules, rules), sinks)
@@ -77,9 +79,9 @@ def test_allowed_denied_and_look_alike_end_to_end(mqtt_broker: Broker, tmp_path:
 
     sub.client.publish("pa/gate/gate/set", "OPEN", qos=1)  # operator command -> one more pulse
     wait_until(lambda: gate.stats()["pulses"] == 2)
-    assert gate.stats()["last_pulse"]["reason"] == "mqtt"
-    for s in reversed(sinks):
-        s.close()
+    assert gate.stats()["last_pulse"]["reason"] == "command"
+    for _, close in reversed(closers):
+        close()
     assert pin.state == 0
     sub.close()
     hook.close()
@@ -107,7 +109,10 @@ def test_a_late_read_never_moves_the_relay(tmp_path: Path):
         "relay": {"type": "gpio", "pin": "17", "pulse_s": 0.05, "cooldown_s": 0.0},
     })
     factory = MockFactory()
-    (gate,) = build_sinks(cfg, tmp_path, pin_factory=factory)
+    closers: Closers = []
+    outputs = build_outputs(cfg, tmp_path, closers, relay_kw={"pin_factory": factory})
+    gate = outputs.relay
+    assert gate is not None and outputs.sinks() == [gate]
     out = io.StringIO()
     rules = AccessRules(cfg.rules)
     rules.load()
@@ -120,7 +125,7 @@ def test_a_late_read_never_moves_the_relay(tmp_path: Path):
 
     # 2: a fresh-looking read the reader worker marked late (its crop waited past the limit, e.g. in the
     # outbox through an outage): the worker's clock runs 3 s ahead so only its ``late`` flag can stop it
-    worker = ReadWorker(OneReadReader(), None, cfg.reader, stop=threading.Event(), on_result=dispatch.answer,
+    worker = ReadWorker(OneReadReader(), None, cfg.reader, dispatch.answer, stop=threading.Event(),
                         max_decision_age_s=cfg.rules.max_decision_age_s, clock=lambda: time.monotonic() + 3)
     worker.start()
     box = Box(10, 10, 110, 40)

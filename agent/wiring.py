@@ -1,0 +1,223 @@
+"""Composition root: the one module that knows concrete classes. Builds every part from the config
+into typed, frozen sets of parts. Each part has a stable name (``relay``, ``mqtt``, ``webhook-1``,
+``reader``, ``camera:<id>``) under which it is closed, reported and counted.
+
+The answer path is one-way: reader -> ``Dispatcher.answer`` -> decisions -> sinks (relay first),
+and the dispatcher hands each crop's outcome back to its camera's upload gate.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .capture import Capture
+from .config import Config, state_dir
+from .crop import Cropper
+from .decide import Decider
+from .detect import PlateDetector, create_detector
+from .motion import MotionGate
+from .pipeline import CameraPipeline, Dispatcher
+from .read import READERS, DetectOnlyReader, ReadStage
+from .read.outbox import Outbox
+from .read.worker import ReadWorker
+from .rules import AccessRules
+from .sinks.mqtt import MqttSink
+from .sinks.relay import Gate
+from .sinks.webhook import WebhookSink
+from .status import StatusBoard, StatusServer, known_secrets
+from .types import PlateCrop
+
+if TYPE_CHECKING:
+    from .config import CameraConfig
+    from .sinks import Sink
+    from .sources import FrameSource
+
+logger = logging.getLogger(__name__)
+
+RELAY, MQTT, READER, STATUS = "relay", "mqtt", "reader", "status"
+READER_CLOSE_S = 1.0  # an upload still in flight is kept in the outbox and read after a restart
+
+Closers = list[tuple[str, Callable[[], None]]]  # (part name, close), closed in reverse order
+SourceFactory = Callable[["CameraConfig"], "FrameSource"]
+
+
+def webhook_name(n: int) -> str:
+    return f"webhook-{n}"
+
+
+def camera_name(camera_id: str) -> str:
+    return f"camera:{camera_id}"
+
+
+@dataclass(frozen=True)
+class Webhook:
+    name: str
+    sink: WebhookSink
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """The configured sinks, started."""
+
+    relay: Gate | None
+    mqtt: MqttSink | None
+    webhooks: tuple[Webhook, ...]
+
+    def sinks(self) -> list[Sink]:
+        """In serving order: the relay first, so the gate never waits for the network."""
+        first: list[Sink] = [s for s in (self.relay, self.mqtt) if s is not None]
+        return first + [w.sink for w in self.webhooks]
+
+
+@dataclass(frozen=True)
+class Camera:
+    id: str
+    name: str
+    capture: Capture
+    detector: PlateDetector
+    pipeline: CameraPipeline
+
+
+@dataclass(frozen=True)
+class Parts:
+    """Every part of the running agent; threads are built, not started."""
+
+    rules: AccessRules
+    decider: Decider
+    outputs: Outputs
+    dispatcher: Dispatcher
+    reader: ReadStage
+    cameras: tuple[Camera, ...]
+    threads: tuple[threading.Thread, ...]
+
+    def camera(self, camera_id: str) -> Camera:
+        for cam in self.cameras:
+            if cam.id == camera_id:
+                return cam
+        raise KeyError(camera_id)
+
+
+@dataclass(frozen=True)
+class Status:
+    """The status document and, when enabled, its HTTP server (not started)."""
+
+    board: StatusBoard
+    server: StatusServer | None
+
+
+def build(
+    cfg: Config,
+    stop: threading.Event,
+    closers: Closers,
+    *,
+    extra_sinks: Sequence[Sink] = (),
+    relay_kw: Mapping[str, object] | None = None,
+    source_factory: SourceFactory | None = None,
+) -> Parts:
+    """Build every part; each one that needs closing is added to ``closers`` as soon as it exists,
+    so the caller closes what was built when a later part fails."""
+    rules = AccessRules(cfg.rules)
+    rules.load()  # a broken rules file stops the start, not the first car
+    decider = Decider(cfg.rules, rules)
+    outputs = build_outputs(cfg, state_dir(cfg.storage), closers, relay_kw=relay_kw)
+    upload_gates: dict[str, Callable[[PlateCrop, bool], None]] = {}  # filled below, before any thread runs
+    dispatcher = Dispatcher(decider, [*outputs.sinks(), *extra_sinks], upload_gates, min_score=cfg.rules.min_score)
+
+    def close_passes() -> None:  # after the reader, before the sinks: passes still open get their event
+        dispatcher.tick(everything=True)
+
+    closers.append(("open-passes", close_passes))
+    reader, threads = _build_reader(cfg, dispatcher, stop, closers)
+    cameras = []
+    for cam in cfg.cameras:
+        name = camera_name(cam.id)
+        factory = functools.partial(source_factory, cam) if source_factory is not None else None
+        frames = Capture(cam, stop, source_factory=factory)
+        closers.append((f"{name}/capture", frames.close))
+        detector = create_detector(cam.detector)
+        closers.append((f"{name}/detector", detector.close))
+        cropper = Cropper(cam.crop)
+        pipe = CameraPipeline(cam, frames, MotionGate(cam.motion, cam.zones), detector, cropper, reader.submit, stop)
+        upload_gates[cam.id] = pipe.answered
+        cameras.append(Camera(cam.id, name, frames, detector, pipe))
+        threads.append(threading.Thread(target=pipe.run, name=f"pipeline-{cam.id}", daemon=True))
+    return Parts(rules, decider, outputs, dispatcher, reader, tuple(cameras), tuple(threads))
+
+
+def build_outputs(
+    cfg: Config, state: Path, closers: Closers, *, relay_kw: Mapping[str, object] | None = None
+) -> Outputs:
+    """Build and start the configured sinks, relay first."""
+    relay = None
+    if cfg.relay.type != "none":
+        relay = Gate.from_config(cfg.relay, **(relay_kw or {}))
+        closers.append((RELAY, relay.close))
+        relay.start()
+    mqtt = None
+    if cfg.mqtt.enabled:
+        cams = [c.id for c in cfg.cameras]
+        gate_cams = (cfg.relay.cameras or cams) if relay is not None else []
+        open_gate = _operator_command(relay) if relay is not None else None
+        mqtt = MqttSink(cfg.mqtt, cfg.storage, state, cameras=cams, gate_cameras=gate_cams, open_gate=open_gate)
+        closers.append((MQTT, mqtt.close))
+        mqtt.start()
+        if relay is not None:
+            relay.add_state_listener(mqtt.publish_gate_state)
+            mqtt.publish_gate_state(relay.is_on)
+    webhooks = []
+    for n, hook in enumerate(cfg.webhooks, 1):
+        sink = WebhookSink(hook, hook_id=n)
+        closers.append((webhook_name(n), sink.close))
+        sink.start()
+        webhooks.append(Webhook(webhook_name(n), sink))
+    return Outputs(relay, mqtt, tuple(webhooks))
+
+
+def _operator_command(relay: Gate) -> Callable[[str], None]:
+    def open_gate(camera_id: str) -> None:
+        """An operator's open command (MQTT command topic)."""
+        logger.info("gate opened by command camera=%s", camera_id)
+        relay.pulse(camera_id)
+
+    return open_gate
+
+
+def _build_reader(
+    cfg: Config, dispatcher: Dispatcher, stop: threading.Event, closers: Closers
+) -> tuple[ReadStage, list[threading.Thread]]:
+    """The reader stage and its thread; without a configured reader, detections answer themselves."""
+    if cfg.reader.type == "none":
+        return DetectOnlyReader(dispatcher.answer), []
+    per_camera = {cam.id: cam.reader for cam in cfg.cameras}
+    client = READERS[cfg.reader.type](cfg.reader, cameras=per_camera)
+    closers.append((f"{READER}/client", client.close))
+    outbox = Outbox.from_config(cfg.storage)
+    closers.append((f"{READER}/outbox", outbox.close))
+    outbox.open()  # fail fast on an unwritable state directory
+    worker = ReadWorker(client, outbox, cfg.reader, dispatcher.answer, stop,
+                        max_decision_age_s=cfg.rules.max_decision_age_s)
+    closers.append((READER, lambda: worker.close(timeout_s=READER_CLOSE_S)))
+    # daemon: an upload stuck in a slow server must not hold the process at exit
+    return worker, [threading.Thread(target=worker.run, name=READER, daemon=True)]
+
+
+def build_status(cfg: Config, stats: Callable[[], dict[str, object]], summary: Callable[[], str]) -> Status:
+    board = StatusBoard(
+        stats,
+        frame_timeout_s={c.id: c.read_timeout_s for c in cfg.cameras},
+        reader_type=cfg.reader.type,
+        reader_rate_per_s=cfg.reader.rate_per_s,
+        summary=summary,
+        secrets=known_secrets(cfg),
+    )
+    return Status(board, StatusServer(cfg.status, board) if cfg.status.enabled else None)
+
+
+__all__ = ["Camera", "Outputs", "Parts", "Status", "Webhook", "build", "build_outputs", "build_status",
+           "camera_name", "webhook_name"]
