@@ -193,3 +193,38 @@ def test_dispatcher_serves_sinks_in_order_and_survives_a_broken_one():
     disp.answer(crop, [PlateRead("gate", "AB12CDE", 0.3, 0.9, box, 0.0, 0.0)])
     disp.answer(crop, [])
     assert answers == [True, False, False]
+
+
+def test_dispatcher_hands_each_outcome_to_its_own_cameras_upload_gate():
+    got: dict[str, list[bool]] = {"gate": [], "side": []}
+    disp = Dispatcher(OneEventDecider(), [], outcomes={
+        "gate": lambda c, ok: got["gate"].append(ok), "side": lambda c, ok: got["side"].append(ok)})
+    box = Box(0, 0, 10, 10)
+    disp.answer(crop_of(box, cam="side"), [])
+    disp.answer(crop_of(box, cam="other"), [])  # a camera without an upload gate: the answer still counts
+    assert got == {"gate": [], "side": [False]}
+
+
+def test_a_refused_upload_frees_the_pass_through_the_outcome_route():
+    """The reader refuses the first crop (queue full): the pass is not left waiting for an answer
+    that never comes, so a clearly better crop of the same pass is uploaded later."""
+    det = FakeDetector(Box(300, 200, 400, 230))
+    accepted: list[PlateCrop] = []
+    offered: list[PlateCrop] = []
+
+    def submit(crop: PlateCrop) -> bool:
+        offered.append(crop)
+        if len(offered) == 1:
+            return False
+        accepted.append(crop)
+        return True
+
+    cam = camera()
+    pipe = CameraPipeline(cam, None, MotionGate(cam.motion, cam.zones), det, cropper := FakeCropper(), submit,
+                          threading.Event())
+    for f in frames(25):
+        if offered:
+            cropper.quality = 10.0  # every crop after the refused one is clearly better
+        pipe.step(f)
+    assert pipe.counters["drops"] == 1 and pipe.counters["uploads"] == 1
+    assert len(accepted) == 1 and accepted[0].track_id == offered[0].track_id  # the same pass
