@@ -163,3 +163,29 @@ def test_demo_prints_events_and_writes_crops(tmp_path, monkeypatch):
     assert len(events) == 2 and all(e["read"]["dscore"] > 0.3 for e in events)
     assert "PLATE_RECOGNIZER_TOKEN is not set" in proc.stderr
     assert len(list((tmp_path / "demo" / "crops").glob("*.jpg"))) == 2
+
+
+def test_a_part_that_cannot_start_closes_every_part_built_before_it(tmp_path, webhook):
+    """The detector is built after the relay, the webhook and the reader: when it fails, those are
+    closed again (the relay driven off and its pin released, no thread left behind)."""
+    from gpiozero import OutputDevice
+
+    from agent.errors import AgentError
+
+    before = set(threading.enumerate())
+    cfg = config.parse({
+        "cameras": [{"id": "gate", "source": str(tmp_path / "x.mp4"), "type": "file"}],
+        "detector": {"model_path": str(tmp_path / "missing.tflite")},
+        "relay": {"type": "gpio", "pin": "17"},
+        "webhooks": [{"url": webhook.url}],
+        "reader": {"type": "sdk", "url": "http://127.0.0.1:9/"},
+        "storage": {"state_dir": str(tmp_path / "state")},
+    })
+    factory = MockFactory()
+    service = Service(cfg, relay_kw={"pin_factory": factory})
+    with pytest.raises(AgentError, match="missing.tflite"):
+        service.start()
+    assert service.closers == []
+    assert factory.pin(17).state is False
+    OutputDevice(17, pin_factory=factory).close()  # the pin is free again
+    assert [t.name for t in set(threading.enumerate()) - before if t.is_alive()] == []
