@@ -9,7 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,20 @@ class Subscriber:
                 out.append(self.messages.get(timeout=max(0.0, until - time.monotonic())))
             except queue.Empty:
                 return out
+
+    def collect(self, done: Callable[[list[Any]], bool], timeout: float = 15.0) -> list[Any]:
+        """Messages from now on until ``done(all of them so far)``; fails after ``timeout``."""
+        out: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while not done(out):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"timed out collecting MQTT messages; got {[(m.topic, m.payload) for m in out]}")
+            try:
+                out.append(self.messages.get(timeout=min(left, 0.1)))
+            except queue.Empty:
+                pass
+        return out
 
     def close(self) -> None:
         self.client.disconnect()

@@ -18,13 +18,15 @@ from agent.read.worker import ReadWorker
 from agent.rules import AccessRules
 from agent.types import Box, Detection, PlateCrop, PlateRead
 from agent.wiring import Closers, build_outputs
+from tests.clock import Clock
 from tests.fixtures_mqtt import Broker, Subscriber
 from tests.sinks.test_mqtt import wait_until
 from tests.sinks.test_webhook import Server
 
 
-def read(plate: str, score: float = 0.9) -> PlateRead:
-    return PlateRead("gate", plate, score, 0.9, Box(10, 10, 110, 40), time.time(), time.monotonic())
+def read(plate: str, score: float = 0.9, mono: float | None = None) -> PlateRead:
+    return PlateRead("gate", plate, score, 0.9, Box(10, 10, 110, 40), time.time(),
+                     time.monotonic() if mono is None else mono)
 
 
 def test_allowed_denied_and_look_alike_end_to_end(mqtt_broker: Broker, tmp_path: Path):
@@ -48,24 +50,28 @@ def test_allowed_denied_and_look_alike_end_to_end(mqtt_broker: Broker, tmp_path:
     assert [n for n, _ in closers] == ["relay", "mqtt", "webhook-1"]
     rules = AccessRules(cfg.rules)
     rules.load()
-    dispatch = Dispatcher(Decider(cfg.rules, rules), sinks)
+    clock = Clock()
+    dispatch = Dispatcher(Decider(cfg.rules, rules, clock=clock), sinks)
     sub = Subscriber(mqtt_broker.port, ["pa/gate/event", "pa/gate/gate"])
     wait_until(lambda: mqtt.stats()["connected"])
     pin = factory.pin(17)
 
-    t0 = time.perf_counter()
-    dispatch.handle(read("AB123CD"))
-    on_after = time.perf_counter() - t0
-    assert pin.state == 1 and on_after < 0.02  # relay on before handle() even returns
+    dispatch.handle(read("AB123CD", mono=clock.t))
+    assert pin.state == 1  # relay on before handle() even returns
     for _ in range(9):
-        dispatch.handle(read("AB123CD"))
+        dispatch.handle(read("AB123CD", mono=clock.t))
     for plate in ("XY999ZZ", "AB124CD"):  # a denied car, then a look-alike one character off
-        time.sleep(0.25)
+        clock.set(clock.t + 0.25)
         for _ in range(5):
-            dispatch.handle(read(plate))
+            dispatch.handle(read(plate, mono=clock.t))
     wait_until(lambda: webhook.stats()["sent"] == 3 and not gate.stats()["state"] == "on")
 
-    msgs = sub.drain(time.monotonic() + 1.0)
+    def complete(got: list) -> bool:  # one publisher, one topic: in order, so the last event means all came
+        gate_msgs = [m.payload for m in got if m.topic == "pa/gate/gate"]
+        return (any(b"AB124CD" in m.payload for m in got if m.topic == "pa/gate/event")
+                and b"ON" in gate_msgs and b"OFF" in gate_msgs[gate_msgs.index(b"ON") + 1:])
+
+    msgs = sub.collect(complete)
     events = [json.loads(m.payload) for m in msgs if m.topic == "pa/gate/event"]
     assert [(e["plate"], e["action"]) for e in events] == [("AB123CD", "open"), ("XY999ZZ", "deny"),
                                                            ("AB124CD", "none")]

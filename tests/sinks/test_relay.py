@@ -18,7 +18,9 @@ from agent.config import RelayConfig
 from agent.errors import SinkError
 from agent.sinks.relay import Gate, GpioRelay, SerialRelay, frame, relay_test
 from agent.types import Box, Decision, PlateRead
+from tests.clock import Clock
 from tests.sinks.lcus import LcusEmulator
+from tests.sinks.test_mqtt import wait_until
 
 
 def decision(action: str = "open", pass_id: str = "p1", camera: str = "gate", late: bool = False) -> Decision:
@@ -39,19 +41,27 @@ def emulator():
     emu.close()
 
 
-def test_gpio_pulse_on_then_off_after_pulse_s():
+def test_gpio_pulse_on_then_off_after_pulse_s(monkeypatch: pytest.MonkeyPatch):
+    """The relay's own timer thread switches off at exactly pulse_s, by the injected clock (which
+    also stamps the mock pin's states): not a moment early, and without the test sleeping."""
+    clock = Clock(0.0)
+    monkeypatch.setattr("gpiozero.pins.mock.monotonic", clock)
     factory = MockFactory()
-    gate = gpio_gate(factory)
+    cfg = RelayConfig(type="gpio", pin="17", pulse_s=0.3, cooldown_s=0.0)
+    gate = Gate(cfg, GpioRelay(cfg, pin_factory=factory), clock=clock)
     gate.start()
     pin = factory.pin(17)
     states = []
     gate.add_state_listener(states.append)
     gate.send(decision())
     assert pin.state == 1 and gate.stats()["state"] == "on"
-    time.sleep(0.5)
-    assert len(pin.states) == 3
-    pin.assert_states_and_times([(0.0, False), (0.0, True), (0.3, False)])
-    assert states == [True, False] and gate.stats()["pulses"] == 1
+    clock.set(0.299)
+    clock.wait_reads("relay")  # a whole turn of the timer thread at 0.299
+    assert pin.state == 1 and gate.is_on
+    clock.set(0.3)
+    wait_until(lambda: states == [True, False])
+    assert [(s.timestamp, s.state) for s in pin.states] == [(0.0, False), (0.0, True), (0.3, False)]
+    assert gate.stats()["pulses"] == 1 and gate.stats()["last_pulse"]["duration_s"] == 0.3
     gate.close()
 
 
@@ -63,8 +73,7 @@ def test_active_low_relay_idles_high():
     assert pin.state == 1  # off = high on an active-low board
     gate.pulse("gate")
     assert pin.state == 0
-    time.sleep(0.45)
-    assert pin.state == 1
+    wait_until(lambda: pin.state == 1)  # off again after pulse_s
     gate.pulse("gate")
     gate.close()  # closing mid-pulse drives it off
     assert [s.state for s in pin.states][-2:] == [False, True]
@@ -79,7 +88,7 @@ def test_only_open_fresh_decisions_and_one_pulse_per_pass():
         gate.send(d)
     assert len(pin.states) == 1 and gate.stats()["pulses"] == 0
     gate.send(decision(pass_id="p1"))
-    time.sleep(0.15)
+    wait_until(lambda: not gate.is_on)  # the pulse is over: only the pass rule can skip the update
     gate.send(decision(pass_id="p1"))  # the pass's update
     assert gate.stats()["pulses"] == 1 and gate.stats()["skipped_same_pass"] == 1
     gate.close()
@@ -160,27 +169,31 @@ def test_serial_frames_over_loop(proto: str, on: str, off: str):
     cfg = RelayConfig(type="serial", port="loop://", protocol=proto, channel=2, on_bytes="FF 01 01",
                       off_bytes="FF0100", pulse_s=0.05, cooldown_s=0)
     assert frame(cfg, True).hex() == on and frame(cfg, False).hex() == off
-    port = serial.serial_for_url("loop://", timeout=0.5)
+    port = serial.serial_for_url("loop://", timeout=10.0)
     gate = Gate(cfg, SerialRelay(cfg, serial_for_url=lambda *a, **k: port))
     gate.start()
     gate.pulse()
-    time.sleep(0.15)
-    got = port.read(len(bytes.fromhex(off)) * 3)
+    got = port.read(len(bytes.fromhex(off)) * 3)  # waits for the three frames: off, on, off
     assert got == bytes.fromhex(off + on + off)
     gate.close()
 
 
 def test_serial_lcus_board_over_pty(emulator: LcusEmulator):
     cfg = RelayConfig(type="serial", port=emulator.port, protocol="lcus", channel=1, pulse_s=0.3, cooldown_s=0)
-    gate = Gate.from_config(cfg)
+    clock = Clock(0.0)
+    gate = Gate(cfg, SerialRelay(cfg), clock=clock)
     gate.start()
     emulator.wait_for(0)
     gate.pulse()
-    t_on = emulator.wait_for(1)[0]
-    t_off = emulator.wait_for(0, after=2)[0]
-    assert t_off - t_on == pytest.approx(0.3, abs=0.05)
+    emulator.wait_for(1)
+    clock.set(0.299)
+    clock.wait_reads("relay")
+    assert gate.is_on
+    clock.set(0.3)
+    emulator.wait_for(0, after=2)
+    assert gate.stats()["last_pulse"]["duration_s"] == 0.3
     gate.close()
-    time.sleep(0.05)
+    emulator.wait_for(0, after=3)  # close drives it off once more
     assert [f[1:] for f in emulator.frames] == [(1, 0), (1, 1), (1, 0), (1, 0)]
     assert emulator.errors == [] and not emulator.on
 
