@@ -131,9 +131,9 @@ def test_dead_broker_camera_and_reader_at_once_then_all_return(
     env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "2000000"}
     agent = Agent(tmp_path, toml, env=env)
     try:
-        doc = wait_until(lambda: (s := agent.status()) and s[1]["reader"]["reachable"] is False and s[1],
-                         what="the dead reader noticed")
-        code, doc = agent.status()  # type: ignore[misc]
+        code, doc = wait_until(lambda: (s := agent.status()) and s[1]["reader"]["reachable"] is False
+                               and s[1]["cameras"]["gate"]["last_error"] and pings.messages and s,
+                               what="the dead reader and camera noticed, READY sent")
         assert code == 503 and doc["ok"] is False
         assert doc["cameras"]["gate"]["connected"] is False and doc["cameras"]["gate"]["last_error"]
         assert doc["reader"]["ok"] is False and doc["reader"]["last_error"].startswith("usage:")

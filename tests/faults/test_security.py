@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -16,10 +15,12 @@ from gpiozero.pins.mock import MockFactory
 
 from agent import config
 from agent.service import log_config_warnings
+from agent.sinks.mqtt import MqttSink
 from tests.faults.conftest import agent_config, http_get, wait_until
 from tests.fixtures_mqtt import Broker, Subscriber, free_port
 from tests.fixtures_pr import PR_TOKEN
 from tests.prserver import PRServer
+from tests.sinks.test_mqtt import decision
 
 pytestmark = pytest.mark.faults
 
@@ -118,10 +119,11 @@ def test_mqtt_over_tls_with_a_ca_made_here(tmp_path: Path, start_agent) -> None:
         good = start_agent(agent_config(tmp_path / "a", cameras=camera, mqtt={**mqtt, "ca_file": str(ca)}))
         wait_until(lambda: good.doc()["mqtt"]["connected"], what="a TLS connection")
         bad = start_agent(agent_config(tmp_path / "b", cameras=camera, mqtt={**mqtt, "ca_file": str(other_ca)}))
-        time.sleep(2.0)
+        # the bad agent's handshake reached the broker and was refused by the agent
+        wait_until(lambda: "certificate verify failed" in (log := broker.log.read_text()) or "alert" in log,
+                   what="the handshake with an unknown CA refused")
         assert bad.doc()["mqtt"]["connected"] is False  # an unknown CA is never trusted
         assert good.doc()["mqtt"]["connected"] is True
-        assert "certificate verify failed" in broker.log.read_text() or "alert" in broker.log.read_text()
     finally:
         broker.stop()
 
@@ -131,6 +133,9 @@ def test_gate_command_topic_off_by_default_and_strict_when_on(tmp_path: Path, mq
     camera = [{"id": "gate", "source": "/dev/null", "type": "file"}]
     sub = Subscriber(mqtt_broker.port, "cmd/gate/gate")
     try:
+        # a retained command waits on the broker: an agent that subscribes gets it at once and must
+        # reject it (retained), which proves its subscription is live before the test publishes
+        sub.client.publish("cmd/gate/gate/set", "LETMEIN", qos=1, retain=True).wait_for_publish(5)
         for command_topic, payloads, pulses in ((False, ["OPEN"], 0), (True, ["OPEN", "open", "LETMEIN "], 0),
                                                 (True, ["LETMEIN"], 1)):
             factory = MockFactory()
@@ -139,15 +144,23 @@ def test_gate_command_topic_off_by_default_and_strict_when_on(tmp_path: Path, mq
             agent = start_agent(agent_config(tmp_path / f"{command_topic}{pulses}", cameras=camera, mqtt=mqtt,
                                              relay={"type": "gpio", "pin": "17", "pulse_s": 0.1}),
                                 relay_kw={"pin_factory": factory})
+            sink = agent.service.parts.outputs.mqtt
+            assert isinstance(sink, MqttSink)
             wait_until(lambda a=agent: a.doc()["mqtt"]["connected"], what="connected")
-            time.sleep(0.3)  # subscribed
+            if command_topic:
+                wait_until(lambda s=sink: s.stats()["commands_rejected"] == 1, what="the retained command refused")
             for p in payloads:
                 sub.client.publish("cmd/gate/gate/set", p, qos=1).wait_for_publish(5)
-            time.sleep(0.5)
+            # the positive control: the broker forwarded the commands before it acknowledges an event the
+            # agent publishes now, and paho handles what it receives in order, so once that event is
+            # acknowledged every command (and, for an agent that subscribed, the retained one) was handled
+            sink.send(decision("control"))
+            wait_until(lambda s=sink: s.stats()["acked"] >= 1 and s.stats()["outbox"] == 0, what="the control acked")
             assert agent.doc()["relay"]["pulses"] == pulses, (command_topic, payloads)
             assert [s.state for s in factory.pin(17).states].count(True) == pulses
-            stats = agent.service.report.stats()["mqtt"]
-            assert stats["commands_rejected"] == (len(payloads) if command_topic and not pulses else 0)
+            stats = sink.stats()
+            assert stats["commands"] == pulses
+            assert stats["commands_rejected"] == (1 + len(payloads) - pulses if command_topic else 0)
             agent.close()
     finally:
         sub.close()
