@@ -15,6 +15,7 @@ from agent.read import CloudReader, SdkReader
 from agent.read.outbox import Outbox
 from agent.read.worker import ReadWorker, TokenBucket, shrink_jpeg
 from agent.types import Box, PlateCrop, PlateRead
+from tests.clock import Clock
 from tests.fixtures_pr import PR_TOKEN
 from tests.prserver import PRServer
 from tests.read.conftest import make_crop, reader_cfg
@@ -33,15 +34,22 @@ class Harness:
     """A started worker, its outbox and everything it delivered."""
 
     def __init__(self, server: PRServer, tmp_path: Path, *, token: str = PR_TOKEN, sdk: bool = False,
-                 max_age: float = 5.0, **cfg: Any) -> None:
+                 max_age: float = 5.0, clock: Clock | None = None, **cfg: Any) -> None:
+        """``clock``: the worker's monotonic clock (and, moved alike, its wall clock); else the real ones."""
         self.cfg = reader_cfg(server.url, type="sdk" if sdk else "cloud", **cfg)
         self.reader = SdkReader(self.cfg) if sdk else CloudReader(self.cfg, token=token)
-        self.outbox = Outbox(tmp_path / "outbox.sqlite3")
+        mono: Callable[[], float] = clock or time.monotonic
+        self.wall: Callable[[], float] = time.time
+        if clock is not None:
+            offset = time.time() - clock.t
+            self.wall = lambda: clock() + offset
+        wall = self.wall
+        self.outbox = Outbox(tmp_path / "outbox.sqlite3", wall=wall, mono=mono)
         self.reads: list[PlateRead] = []
         self.results: list[tuple[PlateCrop, list[PlateRead]]] = []
         self.stop = threading.Event()
         self.worker = ReadWorker(self.reader, self.outbox, self.cfg, self._answer, self.stop,
-                                 max_decision_age_s=max_age)
+                                 max_decision_age_s=max_age, clock=mono, wall=wall)
 
     def _answer(self, crop: PlateCrop, reads: Sequence[PlateRead]) -> None:
         self.results.append((crop, list(reads)))
@@ -103,15 +111,21 @@ def test_reads_delivered_with_the_original_crop(pr_server: PRServer, harness: Ca
 
 
 def test_rate_limit_spaces_uploads_and_avoids_429(pr_server: PRServer, harness: Callable[..., Harness]) -> None:
-    pr_server.rate_per_s = 8
-    h = harness(rate_per_s=8.0).start()
+    clock = Clock(time.monotonic())
+    h = harness(rate_per_s=8.0, clock=clock).start()
     for i in range(6):
         h.worker.submit(make_crop(i))
+    assert wait_for(lambda: len(pr_server.lookups()) == 1)  # the first one at once
+    interval, due = TokenBucket(8.0, clock).interval, clock.t  # 1.1/8 s: a margin over the server's 1/8
+    for n in range(2, 7):
+        due += interval
+        clock.set(due - 0.001)
+        clock.wait_reads("reader", 6)  # the reader waited a whole turn just before its next slot ...
+        assert len(pr_server.lookups()) == n - 1
+        clock.set(due)
+        assert wait_for(lambda n=n: len(pr_server.lookups()) == n)  # ... and uploads at it
     assert wait_for(lambda: len(h.reads) == 6)
-    arrivals = [r.at for r in pr_server.lookups()]
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
-    assert min(gaps) >= 0.12  # 1/8 s, less a little scheduling slack
-    assert 429 not in pr_server.statuses()
+    assert pr_server.statuses() == [200] * 6
 
 
 def test_429_waits_for_the_hint_then_retries(pr_server: PRServer, harness: Callable[..., Harness]) -> None:
@@ -131,14 +145,16 @@ def test_403_pauses_uploads_logs_once_then_drains(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     pr_server.faults.append("403")
-    h = harness(forbidden_backoff_s=0.6).start()
+    clock = Clock(time.monotonic())
+    h = harness(forbidden_backoff_s=0.6, clock=clock).start()
     for i in range(5):
         h.worker.submit(make_crop(i))
     assert wait_for(lambda: h.worker.stats()["parked"].get("forbidden") == 5)
     s = h.worker.stats()
     assert len(pr_server.lookups()) == 1  # one 403, then no uploads while paused
-    assert s["state"] == "forbidden" and s["forbidden_until"] > time.time()
+    assert s["state"] == "forbidden" and s["forbidden_until"] == h.wall() + 0.6
     assert s["errors"] == {"forbidden": 1}
+    clock.set(clock.t + 0.6)  # the pause is over
     assert wait_for(lambda: len(h.reads) == 5)
     assert [r.crop.frame_seq for r in h.reads if r.crop] == [0, 1, 2, 3, 4]  # oldest first
     assert len(pr_server.lookups()) == 6
@@ -151,12 +167,21 @@ def test_403_pauses_uploads_logs_once_then_drains(
 
 def test_403_keeps_probing_once_per_period(pr_server: PRServer, harness: Callable[..., Harness]) -> None:
     pr_server.outage = "403"
-    h = harness(forbidden_backoff_s=0.3).start()
+    clock = Clock(time.monotonic())
+    h = harness(forbidden_backoff_s=0.3, clock=clock).start()
     for i in range(3):
         h.worker.submit(make_crop(i))
-    time.sleep(1.0)
-    n = len(pr_server.lookups())
-    assert 3 <= n <= 5  # about one probe per 0.3 s period, never the whole queue
+    assert wait_for(lambda: h.worker.stats()["parked"].get("forbidden") == 3)
+    due = clock.t
+    for probes in range(1, 4):  # one probe per 0.3 s period, never the whole queue
+        due += 0.3
+        clock.set(due - 0.001)
+        clock.wait_reads("reader", 6)
+        assert len(pr_server.lookups()) == probes
+        clock.set(due)
+        until = h.wall() + 0.3  # the probe's 403 starts the next period
+        assert wait_for(lambda u=until: h.worker.stats()["forbidden_until"] == u)
+        assert len(pr_server.lookups()) == probes + 1
     assert h.worker.stats()["outbox"]["depth"] == 3 and not h.reads
 
 

@@ -23,12 +23,15 @@ class Server:
     def __init__(self, statuses: list[int] | None = None) -> None:
         self.requests: list[tuple[dict[str, str], bytes]] = []
         self.statuses = list(statuses or [])
+        self.hold: threading.Event | None = None  # set: each answer waits for it (a stuck endpoint)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                if outer.hold is not None:
+                    outer.hold.wait(60)
                 self.send_response(outer.statuses.pop(0) if outer.statuses else 200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -41,6 +44,8 @@ class Server:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self) -> None:
+        if self.hold is not None:
+            self.hold.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -112,21 +117,33 @@ def test_retries_with_backoff_then_success_and_no_retry_on_400():
     server.close()
 
 
-def test_dead_endpoint_never_delays_the_caller_and_queue_is_bounded():
+def test_dead_endpoint_never_delays_the_caller_and_queue_is_bounded(server: Server):
+    server.hold = threading.Event()  # the endpoint takes the request and does not answer
+    w = sink(server.url, timeout_s=60.0, retries=0, queue_size=5)
+    w.send(decision("e0"))
+    wait_until(lambda: len(server.requests) == 1 and w.stats()["pending"] == 0)  # in flight, stuck
+    caller = threading.Thread(target=lambda: [w.send(decision(f"e{i}")) for i in range(1, 51)])
+    caller.start()
+    caller.join(20)  # a send that waited for the endpoint would wait 60 s
+    assert not caller.is_alive()
+    assert (w.stats()["queued"], w.stats()["pending"], w.stats()["dropped"]) == (6, 5, 45)  # one in flight
+    server.hold.set()
+    wait_until(lambda: w.stats()["sent"] == 6)
+    w.close()
+
+
+def test_close_waits_at_most_one_attempt():
     black_hole = socket.socket()  # accepts connections (backlog) but never answers
     black_hole.bind(("127.0.0.1", 0))
     black_hole.listen(16)
     url = f"http://127.0.0.1:{black_hole.getsockname()[1]}/hook"
     w = sink(url, timeout_s=0.5, retries=0, queue_size=5)
-    t0 = time.perf_counter()
-    for i in range(50):
+    for i in range(3):
         w.send(decision(f"e{i}"))
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 0.05  # 50 sends, each a non-blocking queue put
-    assert w.stats()["dropped"] >= 44  # 5 queued + at most one in flight
     t0 = time.perf_counter()
     w.close()
     assert time.perf_counter() - t0 < 2.0  # close waits at most one attempt's timeout
+    assert w.stats()["sent"] == 0 and w.stats()["dropped"] >= 2  # what was still queued is counted
     black_hole.close()
 
 
