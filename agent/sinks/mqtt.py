@@ -213,6 +213,8 @@ class MqttSink:
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if self._connected:
             self._counts["disconnects"] += 1
+            if getattr(reason_code, "is_failure", True):  # not our own disconnect() at close
+                self._last_error = f"disconnected: {reason_code}"
             logger.warning("mqtt disconnected reason=%s (reconnecting)", reason_code)
         self._connected = False
 

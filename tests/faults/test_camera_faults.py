@@ -44,9 +44,8 @@ def test_rtsp_server_killed_then_back(tmp_path: Path, rtsp_server: RtspServer, s
     assert agent.service.watchdog.healthy()  # a dead camera is not a wedge: systemd must not restart us
 
     rtsp_server.start()
-    wait_until(lambda: agent.status()[0] == 200, timeout_s=30, what="recovery")
-    cam = camera(agent)
-    assert cam["connected"] and cam["last_frame_age_s"] < 1.0 and cam["fps_in"] > 0
+    wait_until(lambda: (s := agent.status())[0] == 200 and (cam := s[1]["cameras"]["gate"])["connected"]
+               and cam["last_frame_age_s"] < 1.0 and cam["fps_in"] > 0, timeout_s=30, what="recovery, frames flowing")
     assert 'plate_agent_camera_reconnects_total{camera="gate"}' in agent.metrics()
 
 
@@ -59,8 +58,8 @@ def test_rtsp_server_frozen_then_resumed(tmp_path: Path, rtsp_server: RtspServer
     assert agent.service.watchdog.healthy()
 
     rtsp_server.resume()
-    wait_until(lambda: agent.status()[0] == 200, timeout_s=30, what="recovery after resume")
-    assert camera(agent)["last_frame_age_s"] < 1.0
+    wait_until(lambda: (s := agent.status())[0] == 200 and s[1]["cameras"]["gate"]["last_frame_age_s"] < 1.0,
+               timeout_s=30, what="recovery after resume, fresh frames")
 
 
 class FlakyCamera:
@@ -101,8 +100,10 @@ def test_corrupt_frames_are_counted_and_a_garbage_stream_is_reopened(tmp_path: P
 
     cfg = agent_config(tmp_path, cameras=[{"id": "gate", "source": "fake://cam", **FAST_CAMERA}])
     agent = start_agent(cfg, source_factory=factory)
-    cam = wait_until(lambda: (c := camera(agent))["corrupt_frames"] >= 10 and c, what="corrupt frames counted")
-    assert agent.status()[0] == 200 and cam["connected"] and cam["frames_processed"] > 0
+    code, doc = wait_until(lambda: (s := agent.status())[1]["cameras"]["gate"]["corrupt_frames"] >= 10 and s,
+                           what="corrupt frames counted")
+    cam = doc["cameras"]["gate"]
+    assert code == 200 and cam["connected"] and cam["frames_processed"] > 0
     assert cam["reconnects"] == 0  # half the frames good: no reason to reopen
 
     state["mode"] = "garbage"  # nothing decodable: as dead as a silent stream
@@ -112,5 +113,4 @@ def test_corrupt_frames_are_counted_and_a_garbage_stream_is_reopened(tmp_path: P
     assert agent.service.watchdog.healthy() and agent.service.parts.camera("gate").pipeline.counters["errors"] == 0
 
     state["mode"] = "good"
-    wait_until(lambda: agent.status()[0] == 200, what="recovery")
-    assert camera(agent)["connected"]
+    wait_until(lambda: (s := agent.status())[0] == 200 and s[1]["cameras"]["gate"]["connected"], what="recovery")

@@ -54,8 +54,9 @@ def test_wedged_pipeline_stops_the_pings_and_says_which(tmp_path: Path, notify, 
     assert pings.count(1.5) >= 2
     release = threading.Event()
     agent.service.parts.camera("gate").pipeline.step = lambda frame: release.wait(30)  # the detector never returns
-    wait_until(lambda: not agent.service.watchdog.healthy(), what="the stall noticed")
-    assert agent.service.watchdog.stalled() == ["pipeline-gate"]
+    watchdog = agent.service.watchdog
+    wait_until(lambda: not watchdog.healthy() and watchdog.stalled() == ["pipeline-gate"],
+               what="the stall noticed, and whose")
     assert pings.count(1.0) == 0
     assert "pipeline-gate" in caplog.text
     release.set()
@@ -86,6 +87,7 @@ def test_hung_camera_read_is_not_a_wedge(tmp_path: Path, notify, start_agent) ->
                                            "reconnect_max_s": 0.5}])
     agent = start_agent(cfg, notifier=notifier, stall_s=STALL_S, source_factory=lambda cam: StillCamera(hang))
     hang.set()
-    wait_until(lambda: agent.doc()["cameras"]["gate"]["stalls"] >= 1, what="the capture's read watchdog")
-    assert agent.status()[0] == 503  # reported...
+    # reported...
+    wait_until(lambda: (s := agent.status())[0] == 503 and s[1]["cameras"]["gate"]["stalls"] >= 1,
+               what="the capture's read watchdog on /status")
     assert pings.count(2.0) >= 2 and agent.service.watchdog.healthy()  # ...but not restarted for

@@ -59,8 +59,9 @@ def main() -> int:
         if depth != last:
             emit({"depth": depth})
             last = depth
-        if args.expect and len(reads) >= args.expect:
-            time.sleep(0.5)  # a duplicate would show up here
+        # nothing queued, nothing parked, every counted read delivered: a duplicate would be in ``reads`` now
+        if args.expect and len(reads) >= args.expect and worker.idle() and depth == 0 \
+                and worker.stats()["reads"] == len(reads):
             break
         time.sleep(0.02)
     stop.set()
