@@ -4,6 +4,7 @@ thread: latest-frame slot, corrupt frames, reconnect backoff, read watchdog, cle
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import re
@@ -309,7 +310,7 @@ def test_watchdog_abandons_a_hung_read_and_the_stale_reader_cleans_up(captures: 
     clock.set(1000.3)
     clock.wait_reads("capture-gate")  # the supervisor looked at the read at the timeout ...
     assert cap.stats()["stalls"] == 0 and cap.connected  # ... and let it be
-    clock.set(1000.31)
+    clock.set(math.nextafter(1000.3, 2000))
     assert wait_until(lambda: cap.stats()["stalls"] == 1, 10)  # just past it: abandoned
     assert not cap.connected
     cam.script.put(image(2))  # the new connection reads on while the old one is still stuck

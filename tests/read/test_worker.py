@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -116,11 +117,11 @@ def test_rate_limit_spaces_uploads_and_avoids_429(pr_server: PRServer, harness: 
     for i in range(6):
         h.worker.submit(make_crop(i))
     assert wait_for(lambda: len(pr_server.lookups()) == 1)  # the first one at once
-    interval, due = TokenBucket(8.0, clock).interval, clock.t  # 1.1/8 s: a margin over the server's 1/8
+    interval, due = 1.1 / 8.0, clock.t  # a 10% margin over the server's 1/8 s
     for n in range(2, 7):
         due += interval
-        clock.set(due - 0.001)
-        clock.wait_reads("reader", 6)  # the reader waited a whole turn just before its next slot ...
+        clock.set(math.nextafter(due, 0))
+        clock.wait_reads("reader", 20)  # more than one whole turn (7 reads) just before its next slot ...
         assert len(pr_server.lookups()) == n - 1
         clock.set(due)
         assert wait_for(lambda n=n: len(pr_server.lookups()) == n)  # ... and uploads at it
@@ -175,8 +176,8 @@ def test_403_keeps_probing_once_per_period(pr_server: PRServer, harness: Callabl
     due = clock.t
     for probes in range(1, 4):  # one probe per 0.3 s period, never the whole queue
         due += 0.3
-        clock.set(due - 0.001)
-        clock.wait_reads("reader", 6)
+        clock.set(math.nextafter(due, 0))
+        clock.wait_reads("reader", 20)  # more than one whole turn of the reader (7 reads)
         assert len(pr_server.lookups()) == probes
         clock.set(due)
         until = h.wall() + 0.3  # the probe's 403 starts the next period

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import signal
 import subprocess
@@ -55,8 +56,8 @@ def test_gpio_pulse_on_then_off_after_pulse_s(monkeypatch: pytest.MonkeyPatch):
     gate.add_state_listener(states.append)
     gate.send(decision())
     assert pin.state == 1 and gate.stats()["state"] == "on"
-    clock.set(0.299)
-    clock.wait_reads("relay")  # a whole turn of the timer thread at 0.299
+    clock.set(math.nextafter(0.3, 0))
+    clock.wait_reads("relay")  # a whole turn of the timer thread just before 0.3
     assert pin.state == 1 and gate.is_on
     clock.set(0.3)
     wait_until(lambda: states == [True, False])
@@ -186,7 +187,7 @@ def test_serial_lcus_board_over_pty(emulator: LcusEmulator):
     emulator.wait_for(0)
     gate.pulse()
     emulator.wait_for(1)
-    clock.set(0.299)
+    clock.set(math.nextafter(0.3, 0))
     clock.wait_reads("relay")
     assert gate.is_on
     clock.set(0.3)
