@@ -75,6 +75,7 @@ def test_allowed_denied_and_look_alike_end_to_end(mqtt_broker: Broker, tmp_path:
     events = [json.loads(m.payload) for m in msgs if m.topic == "pa/gate/event"]
     assert [(e["plate"], e["action"]) for e in events] == [("AB123CD", "open"), ("XY999ZZ", "deny"),
                                                            ("AB124CD", "none")]
+    assert len({e["pass_id"] for e in events}) == 3  # 0.25 s apart, pass_window_s 0.2: three passes
     gate_msgs = [m.payload for m in msgs if m.topic == "pa/gate/gate"]
     # the state re-published on connect may land next to the pulse's ON; what counts: the pulse
     # was published as ON, then OFF, and OFF is the last word
