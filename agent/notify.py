@@ -14,6 +14,11 @@ from collections.abc import Mapping
 logger = logging.getLogger(__name__)
 
 
+def _status(text: str) -> str:
+    """A STATUS= field: systemd reads one field per line, so a line break would start a stray one."""
+    return "STATUS=" + " ".join(text.splitlines())
+
+
 class Notifier:
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
@@ -47,13 +52,13 @@ class Notifier:
             return False
 
     def ready(self, status: str = "") -> bool:
-        return self.notify("READY=1", *([f"STATUS={status}"] if status else []))
+        return self.notify("READY=1", *([_status(status)] if status else []))
 
     def watchdog(self) -> bool:
         return self.notify("WATCHDOG=1")
 
     def status(self, text: str) -> bool:
-        return self.notify(f"STATUS={text.replace(chr(10), ' ')}")
+        return self.notify(_status(text))
 
     def stopping(self) -> bool:
         return self.notify("STOPPING=1")

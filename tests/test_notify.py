@@ -17,9 +17,11 @@ def test_messages_reach_the_notify_socket(tmp_path):
         n = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "30000000", "WATCHDOG_PID": str(os.getpid())})
         assert n.enabled and n.watchdog_s == 30.0
         assert n.ready("starting\nup")
-        assert server.recv(4096) == b"READY=1\nSTATUS=starting\nup"
+        assert server.recv(4096) == b"READY=1\nSTATUS=starting up"  # one line: no stray field
+        assert n.ready("ok\r\n") and server.recv(4096) == b"READY=1\nSTATUS=ok"
         assert n.watchdog() and server.recv(4096) == b"WATCHDOG=1"
         assert n.status("2 cameras\nok") and server.recv(4096) == b"STATUS=2 cameras ok"
+        assert n.status("a\r\nb\rc\n") and server.recv(4096) == b"STATUS=a b c"
         assert n.stopping() and server.recv(4096) == b"STOPPING=1"
         n.close()
     finally:
