@@ -233,6 +233,8 @@ class Decider:
             changed = p.voted() != p.sent_plate or (action != p.sent_action and not late)
             if not changed and gain < self._cfg.update_min_gain:
                 return None
+            if not changed and action != p.sent_action:  # stale: its "none" would undo a sent "open"
+                return None
             reason += "" if changed else f" (better read: score {read.score:.2f})"
         return self._emit(p, action, rule, reason, late, read.score)
 

@@ -100,10 +100,16 @@ def test_a_read_exactly_max_decision_age_s_old_still_opens_a_hair_older_does_not
 
 def test_stale_update_does_not_downgrade():
     dec, clock = make()
-    (d,) = feed(dec, clock, [("AB123CD", 0.9)])
-    clock.t += 0.5
-    assert dec.observe(read(clock, "AB123CD", 0.92, late=True)) == []
+    (d,) = feed(dec, clock, [("AB123CD", 0.8)])
     assert d.action == "open"
+    clock.t += 0.5
+    # better reads (gain >= update_min_gain) of the same text, but stale: no "none" update after the "open"
+    assert dec.observe(read(clock, "AB123CD", 0.95, late=True)) == []
+    assert dec.observe(read(clock, "AB123CD", 0.97, age=6.0)) == []
+    # the pass still holds its "open" and its one update: a fresh better read gets it
+    (u,) = dec.observe(read(clock, "AB123CD", 0.99))
+    assert (u.kind, u.action, u.late) == ("update", "open", False)
+    assert dec.stats()["update"] == 1 and dec.stats()["late"] == 0
 
 
 def test_vote_uses_candidates_and_update_fixes_text():
