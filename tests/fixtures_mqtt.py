@@ -109,12 +109,21 @@ class Subscriber:
         self.client.loop_stop()
 
 
+def require_tools(*names: str) -> None:
+    """Skip the test when a program the MQTT tests run (mosquitto, openssl) is missing; fail instead
+    when PLATE_AGENT_REQUIRE_MOSQUITTO=1 (CI installs them, so a missing one must not hide)."""
+    missing = [n for n in names if shutil.which(n) is None]
+    if not missing:
+        return
+    why = f"not installed: {', '.join(missing)} (apt-get install {' '.join(missing)})"
+    if os.environ.get("PLATE_AGENT_REQUIRE_MOSQUITTO") == "1":
+        pytest.fail(why)
+    pytest.skip(why)
+
+
 @pytest.fixture
 def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    if shutil.which("mosquitto") is None:
-        if os.environ.get("PLATE_AGENT_REQUIRE_MOSQUITTO") == "1":  # CI: a missing broker is a failure
-            pytest.fail("mosquitto is not installed (apt-get install mosquitto)")
-        pytest.skip("mosquitto is not installed")
+    require_tools("mosquitto")
     broker = Broker(tmp_path_factory.mktemp("mosquitto"))
     broker.start()
     yield broker

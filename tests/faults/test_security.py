@@ -17,7 +17,7 @@ from agent import config
 from agent.service import log_config_warnings
 from agent.sinks.mqtt import MqttSink
 from tests.faults.conftest import agent_config, http_get, wait_until
-from tests.fixtures_mqtt import Broker, Subscriber, free_port
+from tests.fixtures_mqtt import Broker, Subscriber, free_port, require_tools
 from tests.fixtures_pr import PR_TOKEN
 from tests.prserver import PRServer
 from tests.sinks.test_mqtt import decision
@@ -105,8 +105,7 @@ def make_ca_and_server_cert(d: Path, name: str = "ca") -> tuple[Path, Path, Path
 
 
 def test_mqtt_over_tls_with_a_ca_made_here(tmp_path: Path, start_agent) -> None:
-    if subprocess.run(["which", "mosquitto"], capture_output=True).returncode:
-        pytest.skip("mosquitto is not installed")
+    require_tools("mosquitto", "openssl")
     certs = tmp_path / "certs"
     certs.mkdir()
     ca, cert, key = make_ca_and_server_cert(certs)
