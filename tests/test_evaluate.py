@@ -72,8 +72,8 @@ def test_read_annotations_groups_boxes_per_file(tmp_path: Path) -> None:
         read_annotations(tmp_path / "nowhere")
 
 
+@pytest.mark.usefixtures("runtime")
 def test_run_eval_with_a_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("ai_edge_litert.interpreter")
     write_set(tmp_path / "set", [("a.png", Box(32, 64, 48, 80), "us"), ("b.png", Box(16, 16, 32, 32), "eu")])
     cfg = config.parse({"detector": {"model_path": str(MODELS / "tiny_yolo_cf.tflite"), "min_plate_width_px": 1,
                                      "score_min": 0.5}})

@@ -17,7 +17,7 @@ from agent.types import PlateCrop, PlateRead
 
 from .detect.conftest import MODELS, tiny_cfg
 
-pytest.importorskip("ai_edge_litert.interpreter")
+pytestmark = pytest.mark.usefixtures("runtime")
 
 
 def square_image(path: Path) -> Path:

@@ -10,6 +10,7 @@ import pytest
 from agent.config import DetectorConfig
 from agent.detect import BUNDLED_MODEL, TFLiteDetector, bundled_model_path
 from agent.types import Box
+from tests.fixtures_tflite import require_tflite
 
 from .drawn import car_scene
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("runtime")
 
 @pytest.fixture(scope="module")
 def detector() -> Iterator[TFLiteDetector]:
-    pytest.importorskip("ai_edge_litert.interpreter")
+    require_tflite()  # module scope: built before the function-scoped ``runtime`` fixture
     det = TFLiteDetector(DetectorConfig())  # model_path "" = the bundled model
     yield det
     det.close()

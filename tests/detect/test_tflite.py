@@ -1,4 +1,5 @@
 """TFLite backend on the kilobyte fixture models: preprocessing, decoding, mapping, ROI, errors.
+(Which runtime is loaded: test_runtime.py.)
 
 The fixture "detectors" score each 8x8 cell of their 64x64 input by its brightness (see
 tests/fixtures/models/make_tiny_models.py), so a white square on black is found where it is.
@@ -6,9 +7,6 @@ tests/fixtures/models/make_tiny_models.py), so a white square on black is found 
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import types
 from typing import Any
 
 import numpy as np
@@ -142,25 +140,6 @@ def test_close_is_idempotent_and_detect_after_close_fails() -> None:
 # ---------------------------------------------------------------- startup errors
 
 
-def test_missing_runtime_names_both_packages(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("ai_edge_litert", "ai_edge_litert.interpreter", "tflite_runtime", "tflite_runtime.interpreter"):
-        monkeypatch.setitem(sys.modules, name, None)  # makes `import name` raise ImportError
-    with pytest.raises(DetectorError) as err:
-        TFLiteDetector(tiny_cfg())
-    assert "ai-edge-litert" in str(err.value) and "tflite-runtime" in str(err.value)
-
-
-def test_falls_back_to_tflite_runtime(monkeypatch: pytest.MonkeyPatch, runtime: Any) -> None:
-    fake = types.ModuleType("tflite_runtime.interpreter")
-    fake.Interpreter = runtime  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)
-    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
-    monkeypatch.setitem(sys.modules, "tflite_runtime", types.ModuleType("tflite_runtime"))
-    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", fake)
-    found = TFLiteDetector(tiny_cfg()).detect(frame_with_square(128, 128, Box(32, 64, 48, 80)))
-    assert len(found) == 1
-
-
 def test_missing_model_file(tmp_path: Any) -> None:
     missing = tmp_path / "nope.tflite"
     with pytest.raises(DetectorError, match="model file not found.*nope.tflite"):
@@ -184,12 +163,6 @@ def test_truncated_model_file(tmp_path: Any) -> None:
 def test_unexpected_output_shape() -> None:
     with pytest.raises(DetectorError, match=r"output shapes \[\[1, 10\]\]"):
         TFLiteDetector(tiny_cfg("tiny_bad_shape.tflite"))
-
-
-def test_importing_the_package_loads_no_runtime() -> None:
-    code = "import sys, agent.detect; print(sorted(m for m in sys.modules if 'litert' in m or 'tflite_runtime' in m))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
 
 
 def test_quantised_input_is_quantised_with_the_models_scale() -> None:
