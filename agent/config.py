@@ -160,7 +160,7 @@ class RelayConfig:
 
 @dataclass(frozen=True)
 class WebhookConfig:
-    url: str = opt(pattern=r"^https?://")
+    url: str = opt(pattern=r"^https?://\S+$")
     format: str = opt("json", choices=("json", "multipart"))
     timeout_s: float = opt(5.0, gt=0.0, hi=120.0)
     retries: int = opt(3, lo=0, hi=20)

@@ -62,7 +62,9 @@ def _convert(tp: Any, value: Any, path: str, errors: list[str], check: Check | N
         if not isinstance(value, list):
             errors.append(f"{path}: must be {_type_name(tp)}")
             return None
-        return [_convert(item_tp, v, f"{path}[{i}]", errors, check) for i, v in enumerate(value)]
+        items = [_convert(item_tp, v, f"{path}[{i}]", errors, check) for i, v in enumerate(value)]
+        # a bad item (already reported) leaves the list out: no later check sees a None in it
+        return None if any(x is None for x in items) else items
     if origin is dict:
         if not isinstance(value, dict):
             errors.append(f"{path}: must be a table")
@@ -100,7 +102,8 @@ def _check_bounds(f: dataclasses.Field[Any], value: Any, path: str, errors: list
             errors.append(f"{path}: must be <= {m['hi']}, not {value}")
         if m.get("gt") is not None and value <= m["gt"]:
             errors.append(f"{path}: must be > {m['gt']}, not {value}")
-    if isinstance(value, str) and m.get("pattern") and not re.search(m["pattern"], value):
+    # fullmatch: with search, "$" also matches before a trailing line break ("gate\n" passed as an id)
+    if isinstance(value, str) and m.get("pattern") and not re.fullmatch(m["pattern"], value):
         errors.append(f"{path}: {value!r} does not match {m['pattern']}")
 
 
