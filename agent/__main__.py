@@ -44,8 +44,19 @@ def load_config(path: str) -> config.Config | None:
         return None
 
 
+def load_run_config(path: str) -> config.Config | None:
+    """The config ``run`` starts from; ``check-config`` calls this too, so they refuse the same files."""
+    cfg = load_config(path)
+    if cfg is not None and not cfg.cameras:
+        print(f"{path}: invalid configuration:\n  cameras: at least one [[cameras]] table is needed to run",
+              file=sys.stderr)
+        return None
+    return cfg
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
+    setup_logging(args.log_level or "warning")  # deprecated keys are logged as warnings
+    cfg = load_run_config(args.config)
     if cfg is None:
         return EXIT_CONFIG
     print(f"{args.config}: ok ({len(cfg.cameras)} camera(s), reader {cfg.reader.type}, relay {cfg.relay.type})")
@@ -72,13 +83,11 @@ def run_service(cfg: config.Config, *, extra_sinks: Sequence[Sink] = (), stop_wh
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
+    setup_logging(args.log_level or "info")  # until the config says otherwise
+    cfg = load_run_config(args.config)
     if cfg is None:
         return EXIT_CONFIG
     setup_logging(args.log_level or cfg.log_level)
-    if not cfg.cameras:
-        logger.error("no cameras configured in %s", args.config)
-        return EXIT_CONFIG
     sinks = []
     if args.print_events:
         from .events import JsonLinesSink

@@ -7,18 +7,63 @@ collected and reported together, each naming its key path (``cameras[0].zones[1]
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
+import ssl
 import tomllib
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .errors import ConfigError
-from .schema import build, deepcopy, opt
+from .rulebook import RuleEntry, check_entry, read_rules_file
+from .schema import (
+    build,
+    check_json,
+    deepcopy,
+    inherited_from_global,
+    merge_overrides,
+    move_keys,
+    not_a_key,
+    old_name,
+    opt,
+)
+
+logger = logging.getLogger(__name__)
+
+# ---------------------------------------------------------------- kinds
+
+ZoneKind = Literal["include", "exclude"]
+DetectorType = Literal["tflite"]
+CropMode = Literal["plate", "vehicle"]
+ReaderType = Literal["none", "cloud", "sdk"]
+MatchMode = Literal["exact", "confusions", "fuzzy"]
+PublishCrop = Literal["none", "topic", "base64"]
+RelayType = Literal["none", "gpio", "serial"]
+RelayProtocol = Literal["lcus", "at", "raw"]
+WebhookFormat = Literal["json", "multipart"]
+SourceType = Literal["auto", "rtsp", "usb", "file"]
+RtspTransport = Literal["tcp", "udp"]
+LogLevel = Literal["debug", "info", "warning", "error"]
 
 # ---------------------------------------------------------------- sections
+
+TOPIC_RE = r"^[^#+\x00]{1,200}$"  # MQTT wildcards cannot be published to
+TOPIC_EXPECT = "a topic prefix without + or #"
+GPIO, SERIAL = ("type", ("gpio",)), ("type", ("serial",))
+# a device, or a URL of a pyserial protocol handler (serial.urlhandler.protocol_<scheme>)
+PORT_RE = r"(?!.*://).*|(?:loop|socket|rfc2217|spy|hwgrep|alt|cp2110)://.*"
+PORT_EXPECT = "a serial device or a pyserial URL (loop://, socket://, rfc2217://, spy://, hwgrep://, alt://)"
+PIN_EXPECT = "a GPIO of the Raspberry Pi header: BCM 0-27 or a gpiozero name (GPIO17, BOARD11, J8:11)"
+_HEADER_GPIO = (3, 5, 7, 8, 10, 11, 12, 13, 15, 16, 18, 19, 21, 22, 23, 24, 26, 27, 28, 29, 31, 32, 33, 35, 36, 37,
+                38, 40)  # physical pins that are GPIOs (the rest are power and ground)
+PIN_RE = (
+    rf"^(?:GPIO|BCM)?(?:{'|'.join(map(str, range(28)))})$"
+    rf"|^(?:BOARD|J8:)(?:{'|'.join(map(str, _HEADER_GPIO))})$"
+    rf"|^WPI(?:{'|'.join(map(str, [*range(17), *range(21, 32)]))})$"
+)
 
 
 @dataclass(frozen=True)
@@ -26,7 +71,7 @@ class Zone:
     """A polygon in normalised frame coordinates (0..1); include zones limit, exclude zones mask."""
 
     polygon: list[list[float]] = opt()
-    kind: str = opt("include", choices=("include", "exclude"))
+    kind: ZoneKind = opt("include")
 
 
 @dataclass(frozen=True)
@@ -43,7 +88,7 @@ class MotionConfig:
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    type: str = opt("tflite", choices=("tflite",))
+    type: DetectorType = opt("tflite")
     model_path: str = opt("")  # "" = the bundled model
     score_min: float = opt(0.2, gt=0.0, hi=1.0)  # bundled model: see models/README.md
     iou_nms: float = opt(0.45, gt=0.0, hi=1.0)
@@ -55,12 +100,17 @@ class DetectorConfig:
 
 @dataclass(frozen=True)
 class CropConfig:
-    mode: str = opt("plate", choices=("plate", "vehicle"))
+    mode: CropMode = opt("plate")
     pad_fraction: float = opt(0.25, lo=0.0, hi=5.0)
     jpeg_quality: int = opt(90, lo=30, hi=100)
     max_bytes: int = opt(3_000_000, lo=10_000, hi=3_000_000)
     save_dir: str = opt("")  # "" = do not keep crops on disk
-    # which crops of a vehicle pass are uploaded (each upload is billed)
+
+
+@dataclass(frozen=True)
+class UploadConfig:
+    """Which crops of a vehicle pass are uploaded (each upload is billed)."""
+
     max_uploads_per_pass: int = opt(2, lo=1, hi=20)
     min_quality_gain: float = opt(1.25, lo=1.0, hi=100.0)  # a re-upload must be this much better
     pass_gap_s: float = opt(2.0, gt=0.0, hi=600.0)  # unseen this long: the next sighting is a new pass
@@ -68,8 +118,8 @@ class CropConfig:
 
 @dataclass(frozen=True)
 class ReaderConfig:
-    type: str = opt("none", choices=("none", "cloud", "sdk"))
-    url: str = opt("")  # "" = the default for the type
+    type: ReaderType = opt("none")
+    url: str = opt("", pattern=r"^(?:$|https?://\S+$)", expect="an http(s) URL")  # "" = the type's default
     timeout_connect_s: float = opt(3.0, gt=0.0, hi=60.0)
     timeout_read_s: float = opt(10.0, gt=0.0, hi=120.0)
     rate_per_s: float = opt(1.0, lo=0.0, hi=100.0)  # 0 = unlimited (SDK); cloud trial 1, paid 8
@@ -84,31 +134,20 @@ class ReaderConfig:
     queue_size: int = opt(32, lo=1, hi=10_000)  # crops waiting in memory; more are dropped and counted
 
 
-SCHEDULE_RE = (
-    r"^$|^\s*(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)(?:-(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun))?(?:,|\s+))*"
-    r"\d{1,2}:\d{2}-\d{1,2}:\d{2}(?:\s*;\s*.+)?$"
-)
-DATE_RE = r"^$|^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?)?$"
-
-
-@dataclass(frozen=True)
-class RuleEntry:
-    plate: str = opt(pattern=r"^[A-Za-z0-9 \-]{1,16}$")
-    label: str = opt("")
-    cameras: list[str] = opt(factory=list)  # [] = every camera
-    valid_from: str = opt("", pattern=DATE_RE)  # local date or date-time; "" = always
-    valid_until: str = opt("", pattern=DATE_RE)  # inclusive; a bare date covers the whole day
-    schedule: str = opt("", pattern=SCHEDULE_RE)  # "Mon-Fri 07:00-19:00; Sat 08:00-12:00", local time
-
-
 @dataclass(frozen=True)
 class RulesConfig:
     allow: list[RuleEntry] = opt(factory=list)
     deny: list[RuleEntry] = opt(factory=list)  # deny beats allow
     file: str = opt("")  # CSV: plate,label,list,valid_from,valid_until,schedule,cameras
     reload_check_s: float = opt(2.0, lo=0.0, hi=3600.0)  # how often the file's mtime is checked
-    match: str = opt("confusions", choices=("exact", "confusions", "fuzzy"))
+    match: MatchMode = opt("confusions")
     max_distance: int = opt(1, lo=0, hi=3)  # only for match = "fuzzy"
+
+
+@dataclass(frozen=True)
+class DecisionConfig:
+    """Reads -> one decision per vehicle pass (decide.py)."""
+
     min_score: float = opt(0.7, lo=0.0, hi=1.0)  # below: the read votes but cannot decide
     min_dscore: float = opt(0.5, lo=0.0, hi=1.0)  # below: not a plate, dropped
     require_vehicle: bool = opt(False)  # drop reads without a vehicle (plates on walls, posters)
@@ -123,18 +162,18 @@ class RulesConfig:
 @dataclass(frozen=True)
 class MqttConfig:
     enabled: bool = opt(False)
-    host: str = opt("127.0.0.1")
+    host: str = opt("127.0.0.1", pattern=r"^\S+$", expect="a host name or address")
     port: int = opt(1883, lo=1, hi=65535)
     username: str = opt("")  # password from MQTT_PASSWORD or the mqtt_password credential
     client_id: str = opt("")  # "" = plate-agent-<hostname>
-    prefix: str = opt("plate-agent", pattern=r"^[^#+]+$")
+    prefix: str = opt("plate-agent", pattern=TOPIC_RE, expect=TOPIC_EXPECT)
     keepalive_s: int = opt(30, lo=5, hi=3600)
     tls: bool = opt(False)
     ca_file: str = opt("")
     qos: int = opt(1, lo=0, hi=2)
-    publish_crop: str = opt("none", choices=("none", "topic", "base64"))
+    publish_crop: PublishCrop = opt("none")
     ha_discovery: bool = opt(False)
-    discovery_prefix: str = opt("homeassistant")
+    discovery_prefix: str = opt("homeassistant", pattern=TOPIC_RE, expect=TOPIC_EXPECT)
     command_topic: bool = opt(False)  # accept "open" commands on <prefix>/<camera>/gate/set
     command_payload: str = opt("OPEN")
     reconnect_min_s: float = opt(1.0, gt=0.0, hi=3600.0)
@@ -143,15 +182,15 @@ class MqttConfig:
 
 @dataclass(frozen=True)
 class RelayConfig:
-    type: str = opt("none", choices=("none", "gpio", "serial"))
-    pin: str = opt("")  # gpio: BCM number or gpiozero pin name, e.g. "17" or "GPIO17"
-    active_high: bool = opt(True)
-    port: str = opt("")  # serial: device or pyserial URL (/dev/ttyUSB0, loop://)
-    baud: int = opt(9600, lo=300, hi=921600)
-    protocol: str = opt("lcus", choices=("lcus", "at", "raw"))
-    channel: int = opt(1, lo=1, hi=16)
-    on_bytes: str = opt("")  # raw protocol: hex, e.g. "A00101A2"
-    off_bytes: str = opt("")
+    type: RelayType = opt("none")
+    pin: str = opt("", pattern=PIN_RE, when=GPIO, expect=PIN_EXPECT)  # "17", "GPIO17", "BOARD11"
+    active_high: bool = opt(True, when=GPIO)
+    port: str = opt("", pattern=PORT_RE, when=SERIAL, expect=PORT_EXPECT)  # /dev/ttyUSB0, loop://
+    baud: int = opt(9600, lo=300, hi=921600, when=SERIAL)
+    protocol: RelayProtocol = opt("lcus", when=SERIAL)
+    channel: int = opt(1, lo=1, hi=16, when=SERIAL)
+    on_bytes: str = opt("", when=("protocol", ("raw",)))  # hex, e.g. "A00101A2"
+    off_bytes: str = opt("", when=("protocol", ("raw",)))
     pulse_s: float = opt(1.0, gt=0.0, hi=60.0)
     cooldown_s: float = opt(2.0, lo=0.0, hi=3600.0)
     max_on_s: float = opt(5.0, gt=0.0, hi=300.0)
@@ -160,12 +199,13 @@ class RelayConfig:
 
 @dataclass(frozen=True)
 class WebhookConfig:
-    url: str = opt(pattern=r"^https?://\S+$")
-    format: str = opt("json", choices=("json", "multipart"))
+    url: str = opt(pattern=r"^https?://\S+$", expect="an http(s) URL")
+    format: WebhookFormat = opt("json")
     timeout_s: float = opt(5.0, gt=0.0, hi=120.0)
     retries: int = opt(3, lo=0, hi=20)
     queue_size: int = opt(100, lo=1, hi=100_000)
-    secret_header: str = opt("")  # header name; its value comes from secret_env
+    # a header name; its value comes from secret_env
+    secret_header: str = opt("", pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]*$", expect="an HTTP header name")
     secret_env: str = opt("WEBHOOK_SECRET", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     backoff_max_s: float = opt(30.0, gt=0.0, hi=3600.0)  # between retries, capped exponential
 
@@ -189,15 +229,15 @@ class StatusConfig:
 @dataclass(frozen=True)
 class CameraConfig:
     id: str = opt(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
-    source: str = opt()  # rtsp://..., /dev/video0, 0 (USB index) or a video file
-    type: str = opt("auto", choices=("auto", "rtsp", "usb", "file"))
+    source: str = opt(pattern=r".*\S.*", expect="a source")  # rtsp://..., /dev/video0, 0 (USB index) or a video file
+    type: SourceType = opt("auto")
     fps_max: float = opt(10.0, gt=0.0, hi=120.0)  # frames processed per second at most
     idle_fps_max: float = opt(5.0, gt=0.0, hi=120.0)  # ... while nothing moves (capped by fps_max)
     width: int = opt(0, lo=0, hi=8192)  # usb: requested size, 0 = device default
     height: int = opt(0, lo=0, hi=8192)
     fps: float = opt(0.0, lo=0.0, hi=240.0)  # usb: requested rate, 0 = device default
     fourcc: str = opt("", pattern=r"^(|[A-Za-z0-9 ]{4})$")  # usb: e.g. "MJPG"
-    rtsp_transport: str = opt("tcp", choices=("tcp", "udp"))
+    rtsp_transport: RtspTransport = opt("tcp")
     open_timeout_s: float = opt(10.0, gt=0.0, hi=300.0)
     read_timeout_s: float = opt(5.0, gt=0.0, hi=300.0)  # watchdog: a longer read reopens
     reconnect_max_s: float = opt(30.0, gt=0.0, hi=3600.0)
@@ -208,6 +248,7 @@ class CameraConfig:
     motion: MotionConfig = opt(factory=MotionConfig)
     detector: DetectorConfig = opt(factory=DetectorConfig)
     crop: CropConfig = opt(factory=CropConfig)
+    upload: UploadConfig = opt(factory=UploadConfig)
     reader: ReaderConfig = opt(factory=ReaderConfig)
 
 
@@ -216,8 +257,12 @@ PER_CAMERA = {
     "motion": None,  # every key
     "detector": {"score_min", "min_plate_width_px", "roi", "roi_max_fraction"},
     "crop": {"mode", "pad_fraction", "jpeg_quality"},
+    "upload": set(),
     "reader": {"regions", "mmc", "config"},
 }
+
+# keys that moved to a table of their own; the old place works for one release, with a warning
+MOVED = {"rules": ("decision", DecisionConfig), "crop": ("upload", UploadConfig)}
 
 
 @dataclass(frozen=True)
@@ -226,15 +271,18 @@ class Config:
     motion: MotionConfig = opt(factory=MotionConfig)
     detector: DetectorConfig = opt(factory=DetectorConfig)
     crop: CropConfig = opt(factory=CropConfig)
+    upload: UploadConfig = opt(factory=UploadConfig)
     reader: ReaderConfig = opt(factory=ReaderConfig)
     rules: RulesConfig = opt(factory=RulesConfig)
+    decision: DecisionConfig = opt(factory=DecisionConfig)
     mqtt: MqttConfig = opt(factory=MqttConfig)
     relay: RelayConfig = opt(factory=RelayConfig)
     webhooks: list[WebhookConfig] = opt(factory=list)
     storage: StorageConfig = opt(factory=StorageConfig)
     status: StatusConfig = opt(factory=StatusConfig)
-    log_level: str = opt("info", choices=("debug", "info", "warning", "error"))
-    path: str = ""  # where it was loaded from (not a key)
+    log_level: LogLevel = opt("info")
+    path: str = not_a_key("")  # where it was loaded from
+    warnings: tuple[str, ...] = not_a_key(())  # deprecated keys used, already logged
 
 
 # ---------------------------------------------------------------- cross-key checks
@@ -250,16 +298,7 @@ def _check_section(obj: Any, path: str, errors: list[str]) -> None:
             if len(pt) != 2 or not all(0.0 <= c <= 1.0 for c in pt):
                 errors.append(f"{p}polygon[{i}]: must be [x, y] with 0 <= x, y <= 1")
     elif isinstance(obj, RelayConfig):
-        if obj.type == "gpio" and not obj.pin:
-            errors.append(f"{p}pin: required when type = \"gpio\"")
-        if obj.type == "serial" and not obj.port:
-            errors.append(f"{p}port: required when type = \"serial\"")
-        if obj.type == "serial" and obj.protocol == "raw":
-            for key in ("on_bytes", "off_bytes"):
-                if not re.fullmatch(r"(?:[0-9A-Fa-f]{2})+", getattr(obj, key).replace(" ", "")):
-                    errors.append(f"{p}{key}: hex bytes required for protocol = \"raw\"")
-        if obj.pulse_s > obj.max_on_s:
-            errors.append(f"{p}pulse_s: must be <= max_on_s ({obj.max_on_s})")
+        _check_relay(obj, p, errors)
     elif isinstance(obj, MqttConfig):
         if obj.ca_file and not obj.tls:
             errors.append(f"{p}ca_file: set tls = true to use a CA file")
@@ -267,43 +306,42 @@ def _check_section(obj: Any, path: str, errors: list[str]) -> None:
             errors.append(f"{p}reconnect_min_s: must be <= reconnect_max_s ({obj.reconnect_max_s})")
         if obj.command_topic and not obj.command_payload:
             errors.append(f"{p}command_payload: required when command_topic = true")
+    elif isinstance(obj, ReaderConfig):
+        check_json(obj.config, f"{p}config", errors)
     elif isinstance(obj, RuleEntry):
-        if obj.valid_from and obj.valid_until and obj.valid_from > obj.valid_until:
-            errors.append(f"{p}valid_until: must not be before valid_from ({obj.valid_from})")
+        check_entry(obj, p, errors)
 
 
-def _resolve_cameras(doc: dict[str, Any], errors: list[str]) -> None:
-    """Merge each camera's overrides into a copy of the global section (in place on ``doc``)."""
-    cams = doc.get("cameras", [])
-    if not isinstance(cams, list):
-        return
-    for i, cam in enumerate(cams):
-        if not isinstance(cam, dict):
-            continue
-        for section, allowed in PER_CAMERA.items():
-            glob = doc.get(section, {})
-            over = cam.get(section, {})
-            if not isinstance(glob, dict) or not isinstance(over, dict):
-                if not isinstance(over, dict):
-                    errors.append(f"cameras[{i}].{section}: must be a table")
-                    cam.pop(section, None)
-                continue
-            if allowed is not None:
-                for key in over:
-                    if key not in allowed:
-                        errors.append(
-                            f"cameras[{i}].{section}.{key}: cannot be set per camera"
-                            f" (allowed: {', '.join(sorted(allowed))})"
-                        )
-            cam[section] = {**glob, **{k: v for k, v in over.items() if allowed is None or k in allowed}}
+def _check_relay(obj: RelayConfig, p: str, errors: list[str]) -> None:
+    if obj.type == "gpio" and not obj.pin:
+        errors.append(f"{p}pin: required when type = \"gpio\"")
+    if obj.type == "serial" and not obj.port:
+        errors.append(f"{p}port: required when type = \"serial\"")
+    if obj.type == "serial" and obj.protocol == "raw":
+        for key in ("on_bytes", "off_bytes"):
+            if not re.fullmatch(r"(?:[0-9A-Fa-f]{2})+", getattr(obj, key).replace(" ", "")):
+                errors.append(f"{p}{key}: hex bytes required for protocol = \"raw\"")
+    if obj.pulse_s > obj.max_on_s:
+        errors.append(f"{p}pulse_s: must be <= max_on_s ({obj.max_on_s})")
 
 
 def parse(doc: dict[str, Any], path: str = "") -> Config:
-    """Validate a parsed TOML document; raise ConfigError listing every problem."""
+    """Validate a parsed TOML document; raise ConfigError listing every problem.
+
+    Keys in their pre-``[decision]``/``[upload]`` place still work: each is logged as a warning
+    and kept in ``Config.warnings``.
+    """
     errors: list[str] = []
+    warnings: list[str] = []
     doc = deepcopy(doc)
-    _resolve_cameras(doc, errors)
+    moved = move_keys(doc, MOVED, errors, warnings)
+    cams = doc.get("cameras")
+    for i, cam in enumerate(cams if isinstance(cams, list) else []):
+        if isinstance(cam, dict):  # [cameras.crop] and the rest follow the same split
+            moved.update(move_keys(cam, MOVED, errors, warnings, f"cameras[{i}]."))
+    inherited = merge_overrides(doc, "cameras", PER_CAMERA, errors)
     cfg = build(Config, doc, "", errors, _check_section)
+    errors = [e for e in errors if not inherited_from_global(e, inherited)]
     if cfg is not None:
         ids = [c.id for c in cfg.cameras if c is not None]
         for dup in sorted({x for x in ids if ids.count(x) > 1}):
@@ -313,12 +351,33 @@ def parse(doc: dict[str, Any], path: str = "") -> Config:
             if unknown:
                 errors.append(f"{key}: unknown camera id(s) {', '.join(unknown)}")
     if errors or cfg is None:
-        raise ConfigError(errors or ["invalid configuration"])
-    return dataclasses.replace(cfg, path=path)
+        raise ConfigError([old_name(e, moved) for e in errors] or ["invalid configuration"])
+    for w in warnings:
+        logger.warning("%s", w)
+    return dataclasses.replace(cfg, path=path, warnings=tuple(warnings))
+
+
+def check_files(cfg: Config) -> list[str]:
+    """Problems with the files the config names, as the agent would meet them at start."""
+    errors: list[str] = []
+    if cfg.rules.file:
+        try:
+            read_rules_file(Path(cfg.rules.file))
+        except ConfigError as err:
+            errors.extend(err.errors)
+    model = cfg.detector.model_path
+    if model and not Path(model).expanduser().is_file():
+        errors.append(f"detector.model_path: model file not found: {model}")
+    if cfg.mqtt.enabled and cfg.mqtt.tls and cfg.mqtt.ca_file:
+        try:
+            ssl.create_default_context(cafile=cfg.mqtt.ca_file)
+        except (OSError, ssl.SSLError, ValueError) as err:
+            errors.append(f"mqtt.ca_file: cannot load {cfg.mqtt.ca_file}: {err}")
+    return errors
 
 
 def load(path: str | os.PathLike[str]) -> Config:
-    """Read and validate a TOML file."""
+    """Read and validate a TOML file, and the files it names (the rules CSV, a model, a CA file)."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -330,7 +389,11 @@ def load(path: str | os.PathLike[str]) -> Config:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{p}: invalid TOML: {err}") from err
-    return parse(doc, str(p))
+    cfg = parse(doc, str(p))
+    errors = check_files(cfg)
+    if errors:
+        raise ConfigError(errors)
+    return cfg
 
 
 # ---------------------------------------------------------------- secrets
@@ -373,6 +436,7 @@ __all__ = [
     "CameraConfig",
     "Config",
     "CropConfig",
+    "DecisionConfig",
     "DetectorConfig",
     "MotionConfig",
     "MqttConfig",
@@ -382,8 +446,10 @@ __all__ = [
     "RulesConfig",
     "StatusConfig",
     "StorageConfig",
+    "UploadConfig",
     "WebhookConfig",
     "Zone",
+    "check_files",
     "load",
     "parse",
     "secret",

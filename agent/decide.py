@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .config import RulesConfig
+from .config import DecisionConfig
 from .late import read_too_late
 from .plates import canonical, distance, normalize
 from .rules import AccessRules
@@ -63,7 +63,7 @@ def _near(a: Box, b: Box, grow: float) -> bool:
 class Decider:
     """Owned by one thread (the pipeline's): ``observe`` each read, call ``expire`` about once a second."""
 
-    def __init__(self, cfg: RulesConfig, rules: AccessRules,
+    def __init__(self, cfg: DecisionConfig, rules: AccessRules,
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time) -> None:
         self._cfg = cfg

@@ -67,7 +67,7 @@ class CameraPipeline:
         self.submit = submit
         self.stop = stop
         self.clock = clock
-        self.tracks = PlateTracks(cam.crop)
+        self.tracks = PlateTracks(cam.upload)
         self.counters: Counter[str] = Counter()
         self.last_progress = clock()  # the watchdog checks this moves
         self.last_seq = -1  # the newest frame fully processed

@@ -6,76 +6,23 @@ look-alikes (O/0, I/1/L, B/8, S/5, Z/2); "fuzzy" adds an edit distance. Deny bea
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import DATE_RE, SCHEDULE_RE, RuleEntry, RulesConfig
+from .config import RulesConfig
 from .errors import ConfigError
 from .plates import canonical, distance, is_plate, normalize
+from .rulebook import RuleEntry, Window, parse_schedule, parse_when, read_rules_file
 
 logger = logging.getLogger(__name__)
 
 _LEVELS = {"exact": 0, "confusions": 1, "fuzzy": 2}
-_WINDOW = re.compile(r"(?:(?P<days>[A-Za-z,\- ]+?)\s+)?(?P<h1>\d{1,2}):(?P<m1>\d{2})-(?P<h2>\d{1,2}):(?P<m2>\d{2})")
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-# ---------------------------------------------------------------- schedule and validity
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    days: frozenset[int]  # 0 = Monday
-    start_min: int
-    end_min: int  # exclusive; end < start wraps past midnight
-
-    def contains(self, when: dt.datetime) -> bool:
-        m = when.hour * 60 + when.minute
-        if self.start_min <= self.end_min:
-            return when.weekday() in self.days and self.start_min <= m < self.end_min
-        if m >= self.start_min:  # the evening part belongs to the day it starts on
-            return when.weekday() in self.days
-        return (when.weekday() - 1) % 7 in self.days and m < self.end_min
-
-
-def parse_schedule(text: str) -> tuple[Window, ...]:
-    """``"Mon-Fri 07:00-19:00; Sat 08:00-12:00"`` -> windows; ``""`` -> () (always)."""
-    windows = []
-    for part in filter(None, (p.strip() for p in text.split(";"))):
-        m = _WINDOW.fullmatch(part)
-        if not m:
-            raise ValueError(f"bad schedule {part!r} (expected e.g. 'Mon-Fri 07:00-19:00')")
-        days: set[int] = set()
-        for spec in filter(None, (s.strip().lower() for s in re.split(r"[, ]+", m["days"] or "mon-sun"))):
-            a, _, b = spec.partition("-")
-            if a[:3] not in _DAYS or (b and b[:3] not in _DAYS):
-                raise ValueError(f"bad weekday in {part!r}")
-            i, j = _DAYS.index(a[:3]), _DAYS.index((b or a)[:3])
-            days.update(range(i, j + 1) if i <= j else [*range(i, 7), *range(j + 1)])
-        h1, m1, h2, m2 = (int(m[k]) for k in ("h1", "m1", "h2", "m2"))
-        if h1 > 24 or h2 > 24 or m1 > 59 or m2 > 59:
-            raise ValueError(f"bad time in {part!r}")
-        windows.append(Window(frozenset(days), h1 * 60 + m1, h2 * 60 + m2))
-    return tuple(windows)
-
-
-def _parse_when(text: str, end: bool) -> float | None:
-    if not text:
-        return None
-    if not re.search(DATE_RE, text):
-        raise ValueError(f"bad date {text!r} (expected YYYY-MM-DD or YYYY-MM-DDTHH:MM)")
-    when = dt.datetime.fromisoformat(text.replace(" ", "T"))
-    if end and len(text) == 10:  # a bare end date covers that whole day
-        when += dt.timedelta(days=1)
-    return when.timestamp()  # naive -> local time
 
 
 # ---------------------------------------------------------------- rules
@@ -121,42 +68,23 @@ def make_rule(list_: str, plate: str, label: str = "", cameras: Iterable[str] = 
     if not is_plate(plate):
         raise ValueError(f"bad plate {plate!r}")
     norm = normalize(plate)
-    if schedule and not re.search(SCHEDULE_RE, schedule):
-        raise ValueError(f"bad schedule {schedule!r}")
     return Rule(plate=plate, norm=norm, canon=canonical(plate), list=list_, label=label,
-                cameras=frozenset(c for c in cameras if c), valid_from=_parse_when(valid_from, False),
-                valid_until=_parse_when(valid_until, True), schedule=parse_schedule(schedule),
+                cameras=frozenset(c for c in cameras if c), valid_from=parse_when(valid_from, False),
+                valid_until=parse_when(valid_until, True), schedule=parse_schedule(schedule),
                 schedule_text=schedule, source=source)
 
 
-def _from_entry(list_: str, e: RuleEntry, path: str) -> Rule:
+def _from_entry(list_: str, e: RuleEntry, path: str, source: str = "config") -> Rule:
     try:
-        return make_rule(list_, e.plate, e.label, e.cameras, e.valid_from, e.valid_until, e.schedule)
+        return make_rule(list_, e.plate, e.label, e.cameras, e.valid_from, e.valid_until, e.schedule, source)
     except ValueError as err:
         raise ConfigError(f"{path}: {err}") from err
 
 
 def load_csv(path: Path) -> list[Rule]:
-    """Rules from ``plate,label,list,valid_from,valid_until,schedule,cameras``; header and # lines optional."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"rules.file: cannot read {path}: {err}") from err
-    rules, errors = [], []
-    for lineno, row in enumerate(csv.reader(text.splitlines()), 1):
-        row = [c.strip() for c in row]
-        if not row or not any(row) or row[0].startswith("#") or (lineno == 1 and row[0].lower() == "plate"):
-            continue
-        row += [""] * (7 - len(row))
-        plate, label, list_, vfrom, vuntil, sched, cams = row[:7]
-        try:
-            rules.append(make_rule(list_.lower() or "allow", plate, label, re.split(r"[\s;|,]+", cams),
-                                   vfrom, vuntil, sched, source=f"{path.name}:{lineno}"))
-        except ValueError as err:
-            errors.append(f"rules.file: {path}:{lineno}: {err}")
-    if errors:
-        raise ConfigError(errors)
-    return rules
+    """Rules from the CSV file (see ``rulebook.read_rules_file``); raises ConfigError naming each bad row."""
+    return [_from_entry(list_, e, f"rules.file: {path}:{line}", source=f"{path.name}:{line}")
+            for list_, e, line in read_rules_file(path)]
 
 
 @dataclass(frozen=True, slots=True)

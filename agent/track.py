@@ -11,7 +11,7 @@ import dataclasses
 import itertools
 from dataclasses import dataclass
 
-from .config import CropConfig
+from .config import UploadConfig
 from .types import Box, PlateCrop
 
 
@@ -38,7 +38,7 @@ def _near(a: Box, b: Box) -> bool:
 class PlateTracks:
     """Owned by one camera's pipeline thread; answers are fed back through ``answered``."""
 
-    def __init__(self, cfg: CropConfig) -> None:
+    def __init__(self, cfg: UploadConfig) -> None:
         self.cfg = cfg
         self.tracks: list[Track] = []
         self._ids = itertools.count(1)

@@ -124,10 +124,10 @@ def build(
     so the caller closes what was built when a later part fails."""
     rules = AccessRules(cfg.rules)
     rules.load()  # a broken rules file stops the start, not the first car
-    decider = Decider(cfg.rules, rules)
+    decider = Decider(cfg.decision, rules)
     outputs = build_outputs(cfg, state_dir(cfg.storage), closers, relay_kw=relay_kw)
     upload_gates: dict[str, Callable[[PlateCrop, bool], None]] = {}  # filled below, before any thread runs
-    dispatcher = Dispatcher(decider, [*outputs.sinks(), *extra_sinks], upload_gates, min_score=cfg.rules.min_score)
+    dispatcher = Dispatcher(decider, [*outputs.sinks(), *extra_sinks], upload_gates, min_score=cfg.decision.min_score)
 
     def close_passes() -> None:  # after the reader, before the sinks: passes still open get their event
         dispatcher.tick(everything=True)
@@ -201,7 +201,7 @@ def _build_reader(
     closers.append((f"{READER}/outbox", outbox.close))
     outbox.open()  # fail fast on an unwritable state directory
     worker = ReadWorker(client, outbox, cfg.reader, dispatcher.answer, stop,
-                        max_decision_age_s=cfg.rules.max_decision_age_s)
+                        max_decision_age_s=cfg.decision.max_decision_age_s)
     closers.append((READER, lambda: worker.close(timeout_s=READER_CLOSE_S)))
     # daemon: an upload stuck in a slow server must not hold the process at exit
     return worker, [threading.Thread(target=worker.run, name=READER, daemon=True)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from agent.config import RuleEntry, RulesConfig
+from agent.config import DecisionConfig, RuleEntry, RulesConfig
 from agent.decide import Decider
 from agent.rules import AccessRules
 from agent.types import Box, Candidate, PlateRead, Vehicle
@@ -12,11 +12,12 @@ from tests.clock import Clock
 
 
 def make(allow=("AB123CD",), deny=(), **kw) -> tuple[Decider, Clock]:
-    cfg = RulesConfig(allow=[RuleEntry(plate=p) for p in allow], deny=[RuleEntry(plate=p) for p in deny], **kw)
+    matching = {k: kw.pop(k) for k in ("match", "max_distance") if k in kw}  # [rules] keys; the rest: [decision]
+    cfg = RulesConfig(allow=[RuleEntry(plate=p) for p in allow], deny=[RuleEntry(plate=p) for p in deny], **matching)
     clock = Clock()
     rules = AccessRules(cfg, clock=clock)
     rules.load()
-    return Decider(cfg, rules, clock=clock, wall=lambda: 1.7e9 + clock.t), clock
+    return Decider(DecisionConfig(**kw), rules, clock=clock, wall=lambda: 1.7e9 + clock.t), clock
 
 
 def read(clock: Clock, plate: str, score: float = 0.9, *, cam: str = "gate", box=(100, 100, 200, 140),

@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 
-from agent.config import CropConfig, parse
+from agent.config import UploadConfig, parse
 from agent.motion import MotionGate
 from agent.pipeline import CameraPipeline, Dispatcher
 from agent.track import PlateTracks
@@ -127,7 +127,7 @@ def test_plate_width_and_roi_limits_are_the_detectors_alone():
 
 
 def test_unsure_answer_allows_one_better_upload_then_stops():
-    tracks = PlateTracks(CropConfig(max_uploads_per_pass=2, min_quality_gain=1.25))
+    tracks = PlateTracks(UploadConfig(max_uploads_per_pass=2, min_quality_gain=1.25))
     box = Box(100, 100, 200, 130)
     first = crop_of(box, 1.0)
     first = tracks.offer(first, 0.0)
@@ -142,7 +142,7 @@ def test_unsure_answer_allows_one_better_upload_then_stops():
 
 
 def test_confident_answer_ends_uploads_and_a_new_pass_starts_after_the_gap():
-    tracks = PlateTracks(CropConfig(pass_gap_s=2.0))
+    tracks = PlateTracks(UploadConfig(pass_gap_s=2.0))
     box = Box(100, 100, 200, 130)
     c = tracks.offer(crop_of(box), 0.0)
     assert c is not None
@@ -154,7 +154,7 @@ def test_confident_answer_ends_uploads_and_a_new_pass_starts_after_the_gap():
 
 
 def test_two_plates_far_apart_are_two_passes():
-    tracks = PlateTracks(CropConfig())
+    tracks = PlateTracks(UploadConfig())
     a = tracks.offer(crop_of(Box(100, 100, 200, 130)), 0.0)
     b = tracks.offer(crop_of(Box(500, 300, 600, 330)), 0.0)
     assert a is not None and b is not None and a.track_id != b.track_id

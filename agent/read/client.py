@@ -74,13 +74,7 @@ class HttpReader:
                     " or systemd credential"
                 )
         self._token = token or ""
-        self._session: requests.Session | None = None
-        for cam_id, rc in [("", cfg), *self._cameras.items()]:
-            try:
-                json.dumps(rc.config, allow_nan=False)
-            except (TypeError, ValueError) as err:
-                where = f"cameras[{cam_id}].reader" if cam_id else "reader"
-                raise ConfigError(f"{where}.config: not representable as JSON ({err})") from err
+        self._session: requests.Session | None = None  # reader.config is JSON-ready: checked at load
 
     # ------------------------------------------------------------ protocol
 

@@ -13,7 +13,7 @@ import time
 
 from gpiozero.pins.mock import MockFactory, MockPin
 
-from agent.config import RelayConfig, RuleEntry, RulesConfig
+from agent.config import DecisionConfig, RelayConfig, RuleEntry, RulesConfig
 from agent.decide import Decider
 from agent.rules import AccessRules
 from agent.sinks.relay import Gate, GpioRelay
@@ -43,10 +43,9 @@ class StampPin(MockPin):
 
 def decisions() -> Decider:
     """Fresh allowed reads, one pass each (tiny pass window), through the real Decider and rules."""
-    cfg = RulesConfig(allow=[RuleEntry(plate="AB123CD")], pass_window_s=0.001, rearm_s=0)
-    rules = AccessRules(cfg)
+    rules = AccessRules(RulesConfig(allow=[RuleEntry(plate="AB123CD")]))
     rules.load()
-    return Decider(cfg, rules)
+    return Decider(DecisionConfig(pass_window_s=0.001, rearm_s=0), rules)
 
 
 def read() -> PlateRead:

@@ -74,6 +74,8 @@ usage_poll_s = 60.0
 
 [rules]
 allow = [{{ plate = "AB12 CDE", label = "soak" }}]
+
+[decision]
 pass_window_s = 2.0
 rearm_s = 0.0  # the loop brings the same plates back: each pass is an event
 

@@ -59,8 +59,8 @@ def _item(tp: Any) -> Any:
 def _walk(cls: type, prefix: Path_, only: typing.Collection[str] | None = None) -> Iterator[Key]:
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        if f.name == "path" or (only is not None and f.name not in only):
-            continue  # path: where the file was loaded from, not a key
+        if not f.metadata.get("key", True) or (only is not None and f.name not in only):
+            continue  # path, warnings: where the file was loaded from and what it warned, not keys
         tp, path = hints[f.name], (*prefix, f.name)
         if dataclasses.is_dataclass(tp):
             per_camera = config.PER_CAMERA.get(f.name) if cls is config.CameraConfig else None
@@ -102,6 +102,8 @@ def of_type(tp: Any, v: Any) -> bool:
     """Whether ``v`` is a value of the key type ``tp`` (bounds aside)."""
     if tp is bool or tp is str:
         return isinstance(v, tp)
+    if typing.get_origin(tp) is typing.Literal:  # a kind: a string
+        return isinstance(v, str)
     if tp is int:
         return isinstance(v, int) and not isinstance(v, bool)
     if tp is float:
@@ -142,9 +144,27 @@ def valid_number(tp: Any, m: typing.Mapping[str, Any]) -> st.SearchStrategy[Any]
     return floats | ints.filter(lambda i: low is None or i > low or (lo is not None and i == lo))
 
 
+RELAY_TYPE = {"none": {}, "gpio": {("relay", "pin"): "17"}, "serial": {("relay", "port"): "loop://"}}
+GPIO: dict[Path_, Any] = {("relay", "type"): "gpio", ("relay", "pin"): "17"}
+SERIAL: dict[Path_, Any] = {("relay", "type"): "serial", ("relay", "port"): "loop://"}
+RAW: dict[Path_, Any] = {**SERIAL, ("relay", "protocol"): "raw", ("relay", "on_bytes"): "A00101A2",
+                         ("relay", "off_bytes"): "A00100A1"}
+HEX = st.lists(st.integers(0, 255), min_size=1, max_size=8).map(lambda b: bytes(b).hex())
+SCHEDULE = st.sampled_from(["", "Mon-Fri 07:00-19:00", "Fri 22:00-06:00; Sat 08:00-12:00", "10:00-24:00"])
+DATE = st.sampled_from(["", "2026-01-01", "2026-01-01T08:00", "2026-12-31 23:59:59"])
+PLATE = st.from_regex(r"[A-Za-z0-9]{1,8}([ \-][A-Za-z0-9]{1,8})?", fullmatch=True).filter(
+    lambda s: sum(c.isalnum() for c in s) <= 16)
+NOT_A_SCHEDULE = st.sampled_from(["Mon 25:00-26:00", "Funday 07:00-08:00", "07:00-07:00", "7-8", "Mon"])
+NOT_A_DATE = st.sampled_from(["2024-02-30", "2026-13-01", "01/02/2026", "2026-01-01T25:00"])
+NOT_A_PLATE = st.sampled_from(["", " - ", "AB#12", "ÄB12", "A" * 17])
+
 # keys whose valid values another key must agree with (the cross-key checks), given that other key
 CONTEXT: dict[str, Callable[[Any], dict[Path_, Any]]] = {
-    "relay.type": lambda v: {("relay", "pin"): "17", ("relay", "port"): "loop://"},
+    "relay.type": lambda v: RELAY_TYPE[v],
+    **{f"relay.{k}": lambda v: GPIO for k in ("pin", "active_high")},  # [relay] takes its type's keys only
+    **{f"relay.{k}": lambda v: SERIAL for k in ("port", "baud", "channel")},
+    "relay.protocol": lambda v: RAW if v == "raw" else SERIAL,
+    **{f"relay.{k}": lambda v: RAW for k in ("on_bytes", "off_bytes")},
     "relay.pulse_s": lambda v: {("relay", "max_on_s"): 300.0},
     "relay.max_on_s": lambda v: {("relay", "pulse_s"): min(v, 60.0)},
     "mqtt.ca_file": lambda v: {("mqtt", "tls"): True},
@@ -154,9 +174,20 @@ CONTEXT: dict[str, Callable[[Any], dict[Path_, Any]]] = {
 # valid values a key's type and bounds do not describe alone
 VALID: dict[str, st.SearchStrategy[Any]] = {
     "relay.cameras": st.lists(st.just("gate"), max_size=2),  # ids of configured cameras
+    "relay.port": st.sampled_from(["loop://", "/dev/ttyUSB0", "socket://127.0.0.1:9"]),
+    "relay.on_bytes": HEX,
+    "relay.off_bytes": HEX,
     "cameras[0].zones[0].polygon": st.lists(POINT, min_size=3, max_size=8),
+    # files the loader reads (check-config too): none, or one that exists
+    "rules.file": st.just(""),
+    "detector.model_path": st.sampled_from(["", __file__]),
+    **{f"rules.{lst}[0].{k}": s for lst in ("allow", "deny")
+       for k, s in (("plate", PLATE), ("schedule", SCHEDULE), ("valid_from", DATE), ("valid_until", DATE))},
 }
 INVALID: dict[str, st.SearchStrategy[Any]] = {
+    **{f"rules.{lst}[0].{k}": s for lst in ("allow", "deny")
+       for k, s in (("plate", NOT_A_PLATE), ("schedule", NOT_A_SCHEDULE), ("valid_from", NOT_A_DATE),
+                    ("valid_until", NOT_A_DATE))},
     "relay.cameras": st.lists(st.text(max_size=8).filter(lambda s: s != "gate"), min_size=1, max_size=2),
     "cameras[0].zones[0].polygon": (
         st.lists(POINT, max_size=2)  # not a polygon
@@ -171,8 +202,8 @@ def valid(key: Key) -> st.SearchStrategy[Any]:
     if key.name in VALID:
         return VALID[key.name]
     m, tp = key.meta, key.tp
-    if m.get("choices") is not None:
-        return st.sampled_from(m["choices"])
+    if typing.get_origin(tp) is typing.Literal:
+        return st.sampled_from(typing.get_args(tp))
     if tp is bool:
         return st.booleans()
     if tp in (int, float):
@@ -189,6 +220,8 @@ def valid(key: Key) -> st.SearchStrategy[Any]:
 
 def right_type(tp: Any) -> st.SearchStrategy[Any]:
     """Values of type ``tp``, bounds aside."""
+    if typing.get_origin(tp) is typing.Literal:
+        return st.sampled_from(typing.get_args(tp))
     if tp in (bool, int, str):
         return {bool: st.booleans(), int: st.integers(-2**63, 2**63 - 1), str: st.text(max_size=8)}[tp]
     if tp is float:
@@ -223,8 +256,8 @@ def invalid(key: Key) -> st.SearchStrategy[Any]:
             out.append(nums.filter(lambda x: x <= m["gt"]))
         if tp is float:
             out.append(st.sampled_from([math.nan, math.inf, -math.inf]))
-    if m.get("choices") is not None:
-        out.append(st.text(max_size=10).filter(lambda s: s not in m["choices"]))
+    if typing.get_origin(tp) is typing.Literal:
+        out.append(st.text(max_size=10).filter(lambda s: s not in typing.get_args(tp)))
     if m.get("pattern"):
         out.append(st.text(max_size=20).filter(lambda s: not full_match(m["pattern"], s)))
         # a valid value with a line break after it (re.search's "$" lets that through)

@@ -33,8 +33,8 @@ def test_allowed_denied_and_look_alike_end_to_end(mqtt_broker: Broker, tmp_path:
     hook = Server()
     cfg = config.parse({
         "cameras": [{"id": "gate", "source": "clip.mp4"}],
-        "rules": {"allow": [{"plate": "AB123CD"}], "deny": [{"plate": "XY999ZZ"}],
-                  "pass_window_s": 0.2},  # vehicles below come 0.25 s apart
+        "rules": {"allow": [{"plate": "AB123CD"}], "deny": [{"plate": "XY999ZZ"}]},
+        "decision": {"pass_window_s": 0.2},  # vehicles below come 0.25 s apart
         "relay": {"type": "gpio", "pin": "17", "pulse_s": 0.2, "cooldown_s": 0.0},
         "mqtt": {"enabled": True, "port": mqtt_broker.port, "prefix": "pa", "command_topic": True},
         "webhooks": [{"url": hook.url}],
@@ -51,7 +51,7 @@ def test_allowed_denied_and_look_alike_end_to_end(mqtt_broker: Broker, tmp_path:
     rules = AccessRules(cfg.rules)
     rules.load()
     clock = Clock()
-    dispatch = Dispatcher(Decider(cfg.rules, rules, clock=clock), sinks)
+    dispatch = Dispatcher(Decider(cfg.decision, rules, clock=clock), sinks)
     sub = Subscriber(mqtt_broker.port, ["pa/gate/event", "pa/gate/gate"])
     wait_until(lambda: mqtt.stats()["connected"])
     pin = factory.pin(17)
@@ -112,7 +112,8 @@ def test_a_late_read_never_moves_the_relay(tmp_path: Path):
     """Stale by frame age, or marked late by the reader worker: an event with late=true, never the gate."""
     cfg = config.parse({
         "cameras": [{"id": "gate", "source": "clip.mp4"}, {"id": "side", "source": "clip2.mp4"}],
-        "rules": {"allow": [{"plate": "AB123CD"}], "max_decision_age_s": 2.0},
+        "rules": {"allow": [{"plate": "AB123CD"}]},
+        "decision": {"max_decision_age_s": 2.0},
         "relay": {"type": "gpio", "pin": "17", "pulse_s": 0.05, "cooldown_s": 0.0},
     })
     factory = MockFactory()
@@ -123,17 +124,17 @@ def test_a_late_read_never_moves_the_relay(tmp_path: Path):
     out = io.StringIO()
     rules = AccessRules(cfg.rules)
     rules.load()
-    dispatch = Dispatcher(Decider(cfg.rules, rules), [gate, JsonLinesSink(out)])
+    dispatch = Dispatcher(Decider(cfg.decision, rules), [gate, JsonLinesSink(out)])
     pin = factory.pin(17)
 
-    # 1: the frame is older than rules.max_decision_age_s (a read that took too long)
+    # 1: the frame is older than decision.max_decision_age_s (a read that took too long)
     now = time.monotonic()
     dispatch.handle(PlateRead("gate", "AB123CD", 0.95, 0.9, Box(10, 10, 110, 40), time.time() - 3, now - 3))
 
     # 2: a fresh-looking read the reader worker marked late (its crop waited past the limit, e.g. in the
     # outbox through an outage): the worker's clock runs 3 s ahead so only its ``late`` flag can stop it
     worker = ReadWorker(OneReadReader(), None, cfg.reader, dispatch.answer, stop=threading.Event(),
-                        max_decision_age_s=cfg.rules.max_decision_age_s, clock=lambda: time.monotonic() + 3)
+                        max_decision_age_s=cfg.decision.max_decision_age_s, clock=lambda: time.monotonic() + 3)
     worker.start()
     box = Box(10, 10, 110, 40)
     assert worker.submit(PlateCrop("side", 1, time.time(), time.monotonic(), Detection(box, 0.9), box,
