@@ -45,6 +45,7 @@ RelayType = Literal["none", "gpio", "serial"]
 RelayProtocol = Literal["lcus", "at", "raw"]
 WebhookFormat = Literal["json", "multipart"]
 SourceType = Literal["auto", "rtsp", "usb", "file"]
+Direction = Literal["any", "approaching"]  # which vehicles are paid for / may open the gate
 RtspTransport = Literal["tcp", "udp"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
@@ -112,8 +113,17 @@ class UploadConfig:
     """Which crops of a vehicle pass are uploaded (each upload is billed)."""
 
     max_uploads_per_pass: int = opt(2, lo=1, hi=20)
-    min_quality_gain: float = opt(1.25, lo=1.0, hi=100.0)  # a re-upload must be this much better
+    min_quality_gain: float = opt(1.25, lo=1.0, hi=100.0)  # the same view again: this much better
     pass_gap_s: float = opt(2.0, gt=0.0, hi=600.0)  # unseen this long: the next sighting is a new pass
+    whole_wait_s: float = opt(1.0, lo=0.0, hi=60.0)  # a cut or blurred plate waits this long for a good one
+    edge_margin_px: int = opt(2, lo=0, hi=200)  # a box this close to the frame edge is cut
+    min_sharpness: float = opt(25.0, lo=0.0, hi=100_000.0)  # variance of the Laplacian of the plate
+    static_after_s: float = opt(2.0, gt=0.0, hi=3600.0)  # a plate still this long is a static object
+    static_ttl_s: float = opt(86400.0, gt=0.0, hi=30 * 86400.0)  # then it may be read once again
+    still_tolerance: float = opt(0.2, gt=0.0, hi=5.0)  # plate widths a still box may jitter
+    look_max_diff: float = opt(0.05, gt=0.0, hi=1.0)  # thumbnails this close look the same
+    pay_for: Direction = opt("any")  # approaching: leaving vehicles are not read
+    direction_wait_s: float = opt(0.0, lo=0.0, hi=10.0)  # wait this long for the direction before a read
 
 
 @dataclass(frozen=True)
@@ -157,6 +167,7 @@ class DecisionConfig:
     pass_box_grow: float = opt(1.0, lo=0.0, hi=10.0)  # detector-only: box growth for "same pass"
     update_min_gain: float = opt(0.1, lo=0.0, hi=1.0)  # read score gain that earns an update
     rearm_s: float = opt(60.0, lo=0.0, hi=86400.0)  # same plate after leaving: new event after this
+    open_for: Direction = opt("any")  # approaching: only approaching vehicles open the gate
 
 
 @dataclass(frozen=True)
@@ -257,7 +268,7 @@ PER_CAMERA = {
     "motion": None,  # every key
     "detector": {"score_min", "min_plate_width_px", "roi", "roi_max_fraction"},
     "crop": {"mode", "pad_fraction", "jpeg_quality"},
-    "upload": set(),
+    "upload": {"pay_for", "direction_wait_s", "whole_wait_s", "edge_margin_px", "min_sharpness"},
     "reader": {"regions", "mmc", "config"},
 }
 

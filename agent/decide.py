@@ -17,7 +17,7 @@ from .config import DecisionConfig
 from .late import read_too_late
 from .plates import canonical, distance, normalize
 from .rules import AccessRules
-from .types import Box, Decision, PlateRead
+from .types import APPROACHING, UNKNOWN, Box, Decision, PassEnd, PlateRead
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ class _Pass:
     sent_action: str = ""
     sent_score: float = 0.0
     track_id: int = 0  # detector-only: the pipeline's pass of the plate
+    direction: str = UNKNOWN  # the latest known direction of its reads' crops
 
     def voted(self) -> str:
         return max(self.votes.items(), key=lambda kv: kv[1])[0] if self.votes else ""
@@ -74,7 +75,7 @@ class Decider:
         self._ended: dict[str, list[_Pass]] = {}  # recently ended text passes, for rearm_s
         self._counts = dict.fromkeys(
             ("reads", "dropped_dscore", "dropped_vehicle", "passes", "rearm_suppressed",
-             "new", "update", "open", "deny", "late"), 0)
+             "new", "update", "unread", "open", "deny", "late", "not_approaching"), 0)
 
     # ------------------------------------------------------------ public
 
@@ -119,6 +120,20 @@ class Decider:
             passes[:] = keep
         for ended in self._ended.values():
             ended[:] = [p for p in ended if now - p.last_seen <= self._cfg.rearm_s]
+        return out
+
+    def unread(self, end: PassEnd) -> list[Decision]:
+        """A vehicle pass the upload gate saw end with no plate text: one "unread" event, so the
+        operator knows someone was at the gate. It never opens."""
+        out = self.expire()
+        c = end.crop
+        read = PlateRead(camera_id=end.camera_id, plate="", score=0.0, dscore=c.detection.score,
+                         box=c.detection.box, wall_time=c.wall_time, mono_time=c.mono_time, crop=c)
+        p = _Pass(uuid.uuid4().hex[:16], end.camera_id, False, c.mono_time, c.mono_time, c.detection.box,
+                  track_id=end.track_id, direction=end.direction)
+        p.best[""] = read
+        late = read_too_late(read, self._clock(), self._cfg.max_decision_age_s)
+        out.append(self._emit(p, "none", "", f"unread: {end.why}", late, 0.0, kind="unread"))
         return out
 
     def stats(self) -> dict[str, int]:
@@ -197,6 +212,8 @@ class Decider:
 
     def _add(self, p: _Pass, read: PlateRead) -> None:
         p.reads += 1
+        if read.crop is not None and read.crop.direction != UNKNOWN:
+            p.direction = read.crop.direction
         p.last_seen = max(p.last_seen, read.mono_time)
         p.box = read.box
         text = normalize(read.plate)
@@ -226,7 +243,7 @@ class Decider:
             self._adopt(p)
         if p.events >= 2:
             return None
-        action, rule, reason, late = self._judge(p.voted(), read)
+        action, rule, reason, late = self._judge(p.voted(), read, p.direction)
         if p.events == 1:
             gain = read.score - p.sent_score
             # a stale read never changes the action by itself: "better" means text, freshness or score
@@ -238,7 +255,7 @@ class Decider:
             reason += "" if changed else f" (better read: score {read.score:.2f})"
         return self._emit(p, action, rule, reason, late, read.score)
 
-    def _judge(self, text: str, read: PlateRead) -> tuple[str, str, str, bool]:
+    def _judge(self, text: str, read: PlateRead, direction: str) -> tuple[str, str, str, bool]:
         m = self._rules.check(text, read.camera_id, read.wall_time)
         now, limit = self._clock(), self._cfg.max_decision_age_s
         late = read_too_late(read, now, limit)
@@ -247,6 +264,9 @@ class Decider:
             age = now - read.mono_time
             why = "arrived late" if read.late else f"{age:.1f} s old > max_decision_age_s {limit:g}"
             action, reason = "none", f"stale read ({why}), not opening; {m.reason}"
+        if action == "open" and self._cfg.open_for == APPROACHING and direction != APPROACHING:
+            self._counts["not_approaching"] += 1
+            action, reason = "none", f"vehicle {direction}, open_for = approaching: not opening; {m.reason}"
         return action, m.rule, reason, late
 
     def _unconfident(self, p: _Pass) -> Decision:
@@ -264,8 +284,9 @@ class Decider:
         late = read_too_late(read, self._clock(), self._cfg.max_decision_age_s)
         return self._emit(p, "none", "", DETECTED_ONLY_REASON, late, 0.0)
 
-    def _emit(self, p: _Pass, action: str, rule: str, reason: str, late: bool, score: float) -> Decision:
-        kind = "new" if p.events == 0 else "update"
+    def _emit(self, p: _Pass, action: str, rule: str, reason: str, late: bool, score: float,
+              kind: str = "") -> Decision:
+        kind = kind or ("new" if p.events == 0 else "update")
         p.events += 1
         p.sent_plate, p.sent_action, p.sent_score = p.voted(), action, max(score, p.sent_score)
         self._counts[kind] += 1
@@ -274,7 +295,7 @@ class Decider:
         self._counts["late"] += late
         d = Decision(event_id=uuid.uuid4().hex, pass_id=p.id, kind=kind, camera_id=p.camera_id,
                      plate=p.voted(), read=p.best_read(), action=action, rule=rule, reason=reason,
-                     late=late, decided_at=self._wall())
-        logger.info("decision kind=%s camera=%s plate=%s action=%s rule=%s late=%s pass_id=%s reason=%r",
-                    kind, d.camera_id, d.plate, action, rule, late, p.id, reason)
+                     late=late, decided_at=self._wall(), direction=p.direction)
+        logger.info("decision kind=%s camera=%s plate=%s action=%s rule=%s late=%s direction=%s pass_id=%s"
+                    " reason=%r", kind, d.camera_id, d.plate, action, rule, late, p.direction, p.id, reason)
         return d

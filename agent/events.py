@@ -49,6 +49,7 @@ def decision_payload(d: Decision) -> dict[str, Any]:
         "rule": d.rule,
         "reason": d.reason,
         "late": d.late,
+        "direction": d.direction,
         "decided_at": iso(d.decided_at),
         "read": read_payload(d.read),
     }

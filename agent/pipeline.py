@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .config import CameraConfig
 from .motion import MotionGate, point_allowed
-from .track import PlateTracks
-from .types import Box, Decision, Detection, Frame, Image, PlateCrop, PlateRead
+from .statics import StaticObjects, look_of
+from .track import CONFIDENT, EMPTY, FAILED, UNSURE, PlateTracks, Sighting
+from .types import Box, Decision, Detection, Frame, Image, PassEnd, PlateCrop, PlateRead
 
 if TYPE_CHECKING:
     from .detect import PlateDetector
@@ -44,6 +45,8 @@ class Decider(Protocol):
 
     def expire(self, everything: bool = False) -> list[Decision]: ...
 
+    def unread(self, end: PassEnd) -> list[Decision]: ...
+
 
 class CameraPipeline:
     """One camera's processing loop, run on its own thread (``pipeline-<id>``)."""
@@ -58,6 +61,8 @@ class CameraPipeline:
         submit: Callable[[PlateCrop], bool],
         stop: threading.Event,
         clock: Callable[[], float] = time.monotonic,
+        statics: StaticObjects | None = None,
+        on_unread: Callable[[PassEnd], object] | None = None,
     ) -> None:
         self.cam = cam
         self.frames = frames
@@ -67,11 +72,12 @@ class CameraPipeline:
         self.submit = submit
         self.stop = stop
         self.clock = clock
-        self.tracks = PlateTracks(cam.upload)
+        self.tracks = PlateTracks(cam.upload, statics, cam.id)
+        self.on_unread = on_unread
         self.counters: Counter[str] = Counter()
         self.last_progress = clock()  # the watchdog checks this moves
         self.last_seq = -1  # the newest frame fully processed
-        self._answers: queue.SimpleQueue[tuple[PlateCrop, bool]] = queue.SimpleQueue()
+        self._answers: queue.SimpleQueue[tuple[PlateCrop, str]] = queue.SimpleQueue()
         self._min_interval = 0.9 / cam.fps_max  # slack for capture-time jitter
         # while nothing moves, look less often: halves the idle cost, a car still wakes it in 0.2 s
         self._idle_interval = max(self._min_interval, 0.9 / cam.idle_fps_max)
@@ -79,10 +85,10 @@ class CameraPipeline:
         self._last_processed = float("-inf")
         self._save_dir = Path(cam.crop.save_dir) if cam.crop.save_dir else None
 
-    def answered(self, crop: PlateCrop, confident: bool) -> None:
-        """Thread-safe: the outcome of ``crop`` (read, or refused by the reader); the upload gate
-        learns it on the pipeline thread, from here only."""
-        self._answers.put((crop, confident))
+    def answered(self, crop: PlateCrop, outcome: str) -> None:
+        """Thread-safe: the read of ``crop`` came back (confident | unsure | empty | failed);
+        handled on the pipeline thread."""
+        self._answers.put((crop, outcome))
 
     def run(self) -> None:
         seq = -1
@@ -104,10 +110,12 @@ class CameraPipeline:
     def step(self, frame: Frame) -> list[PlateCrop]:
         """Process one frame; returns the crops handed to the reader."""
         while not self._answers.empty():
-            crop, confident = self._answers.get_nowait()
-            self.tracks.answered(crop, confident)
+            crop, outcome = self._answers.get_nowait()
+            self.tracks.answered(crop, outcome)
         now = frame.mono_time
-        self.tracks.expire(now)
+        for end in self.tracks.expire(now):
+            if self.on_unread is not None:
+                self.on_unread(end)
         interval = self._min_interval if self._moving else self._idle_interval
         if now - self._last_processed < interval:
             self.counters["frames_skipped"] += 1
@@ -120,26 +128,33 @@ class CameraPipeline:
             return []
         self.counters["motion_frames"] += 1
         roi = Box.enclosing(moved.regions) if moved.regions else None  # the detector decides its use
-        detections = self.detector.detect(frame.image, roi)
-        detections = self._keep(detections, frame.image)
-        self.counters["detections"] += len(detections)
-        sent = []
-        for det in detections:
+        items = []
+        for det in self._keep(self.detector.detect(frame.image, roi), frame.image):
             cropped = self.cropper.crop(frame, det)
-            if cropped is None:
-                continue
-            self.counters["crops"] += 1
-            tagged = self.tracks.offer(cropped, now)
-            if tagged is None:
-                continue
+            self.counters["crops"] += cropped is not None
+            items.append((cropped, self._sighting(frame, det.box, moved.regions)))
+        sent = []
+        for tagged in self.tracks.offer_frame(items):
             if self.submit(tagged):
                 self.counters["uploads"] += 1
                 sent.append(tagged)
                 self._save(tagged)
             else:
                 self.counters["drops"] += 1
-                self.answered(tagged, confident=False)
+                self.answered(tagged, FAILED)
         return sent
+
+    def _sighting(self, frame: Frame, box: Box, regions: Sequence[Box]) -> Sighting:
+        """What the upload gate needs of one detection: where, its look, moving now, whole."""
+        h, w = frame.image.shape[:2]
+        m = self.cam.upload.edge_margin_px
+        whole = box.x1 >= m and box.y1 >= m and box.x2 <= w - m and box.y2 <= h - m
+        includes = [z for z in self.cam.zones if z.kind == "include"]
+        if whole and includes:  # a plate crossing an include zone's border is cut too
+            corners = ((box.x1, box.y1), (box.x2, box.y1), (box.x1, box.y2), (box.x2, box.y2))
+            whole = all(point_allowed(includes, x / w, y / h) for x, y in corners)
+        moving = any(r.intersects(box) for r in regions)
+        return Sighting(box, look_of(frame.image, box), frame.mono_time, moving, whole)
 
     def _keep(self, detections: list[Detection], image: Image) -> list[Detection]:
         """Detections whose centre lies where the camera's zones allow plates."""
@@ -151,6 +166,7 @@ class CameraPipeline:
                 self.counters["detections_zoned_out"] += 1
                 continue
             keep.append(d)
+        self.counters["detections"] += len(keep)
         return keep
 
     def _save(self, crop: PlateCrop) -> None:
@@ -165,7 +181,9 @@ class CameraPipeline:
             logger.warning("cannot save crop dir=%s error=%s", self._save_dir, err)
 
     def stats(self) -> dict[str, object]:
-        return dict(self.counters)
+        """Counters (``held_<why>``: crops the upload gate kept back) and the static objects."""
+        return {**self.counters, **self.tracks.counters,
+                "static_objects": self.tracks.statics.snapshot(self.clock())}
 
 
 class Dispatcher:
@@ -179,7 +197,7 @@ class Dispatcher:
         self,
         decider: Decider,
         sinks: Sequence[Sink],
-        outcomes: Mapping[str, Callable[[PlateCrop, bool], None]] | None = None,
+        outcomes: Mapping[str, Callable[[PlateCrop, str], None]] | None = None,
         min_score: float = 0.0,
     ) -> None:
         self.decider = decider
@@ -189,14 +207,27 @@ class Dispatcher:
         self.counters: Counter[str] = Counter()
         self._lock = threading.Lock()  # reads come from the reader and from pipeline threads
 
-    def answer(self, crop: PlateCrop, reads: Sequence[PlateRead]) -> None:
-        """Everything the reader made of one crop (an empty list: no plate found, or no answer now)."""
-        confident = any(not r.plate or r.score >= self.min_score for r in reads)
+    def answer(self, crop: PlateCrop, reads: Sequence[PlateRead] | None) -> None:
+        """Everything the reader made of one crop (an empty list: no plate found; None: no answer
+        now, the crop was parked or dropped)."""
         gate = self.outcomes.get(crop.camera_id)
         if gate is not None:
-            gate(crop, confident)
-        for read in reads:
+            gate(crop, self.outcome(reads))
+        for read in reads or []:
             self.handle(read)
+
+    def outcome(self, reads: Sequence[PlateRead] | None) -> str:
+        """What an answer means to the upload gate: confident | unsure | empty | failed."""
+        if reads is None:
+            return FAILED
+        if not reads:
+            return EMPTY
+        return CONFIDENT if any(not r.plate or r.score >= self.min_score for r in reads) else UNSURE
+
+    def unread(self, end: PassEnd) -> list[Decision]:
+        """A vehicle pass ended with no plate read: its one event (thread-safe)."""
+        with self._lock:
+            return self._decide(self.decider.unread, end)
 
     def handle(self, read: PlateRead) -> list[Decision]:
         with self._lock:

@@ -152,6 +152,10 @@ class StatusBoard:
             "motion_frames": c.get("motion_frames", 0),
             "plates": c.get("detections", 0),
             "uploads": c.get("uploads", 0),
+            # crops the upload gate kept back, by why (static, cut, in_flight, done, ...)
+            "held": {k[5:]: v for k, v in sorted(c.items()) if k.startswith("held_")},
+            "unread_passes": c.get("unread", 0),
+            "static_objects": list(c.get("static_objects", [])),
             "errors": c.get("errors", 0),
             "last_error": c.get("last_error") or None,
         }

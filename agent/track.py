@@ -1,82 +1,305 @@
-"""Upload gate: groups one camera's detections into vehicle passes and picks the crops worth a read.
+"""Upload gate: groups one camera's plate sightings into vehicle passes and picks the crops worth a read.
 
-Every image sent to Plate Recognizer is billed, so a pass gets one upload at once (the gate must
-open fast) and another only when the answer came back without a confident plate and a clearly
-better crop has been seen since; never more than ``max_uploads_per_pass``.
+Every image sent to Plate Recognizer is billed, so each rule here saves calls without delaying the
+gate (README "Which crops are paid for"):
+- only what moves is a vehicle: a plate that has not moved since it was first seen counts only
+  where there is motion now, is read at most once, and once it stands still for ``static_after_s``
+  (or the reader found nothing there) it is a static object, never paid for until it moves;
+- whole plates only: a box touching the frame edge (or an include zone's border) waits for a whole
+  one, for ``whole_wait_s`` at most, and is then read once anyway; the same for a blurred plate;
+- no waiting for a better crop: the first whole, sharp crop goes at once, and an empty or unsure
+  answer frees the next one at once, unless it shows the same view again;
+- direction: each pass knows whether its plate approaches (grows) or leaves (shrinks); with
+  ``pay_for = "approaching"`` a leaving vehicle is not paid for.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-from dataclasses import dataclass
+import math
+from collections import Counter, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from .config import UploadConfig
-from .types import Box, PlateCrop
+from .statics import Look, StaticObject, StaticObjects, look_diff
+from .types import APPROACHING, LEAVING, UNKNOWN, Box, PassEnd, PlateCrop
+
+# direction from the plate width over time (log scale: the same for near and far plates)
+DIRECTION_WINDOW_S = 1.5  # the recent sightings the trend is fitted on
+DIRECTION_MIN_SAMPLES = 3
+DIRECTION_MIN_SPAN_S = 0.2
+DIRECTION_MIN_RATE = 0.15  # |d ln(width)/dt| per second; detector jitter on a still plate stays below
+DIRECTION_MIN_CHANGE = 0.08  # and the fitted change over the window: 8% of the width
+SAME_VIEW_IOU = 0.6  # an answered crop's box this close, with the same look: the same view
+MATCH_REACH = 1.5  # plate widths a plate may move between two sightings of one pass
+MATCH_MAX_SCALE = 2.0  # width ratio beyond which two boxes are not the same plate
+UNREAD_MIN_SIGHTINGS = 3  # fewer readable sightings: a glimpse or a false detection, not a vehicle
+CLOSING_MAX_S = 60.0  # a pass that ended with a read in flight waits this long for the answer
+
+# answers fed back to the gate
+CONFIDENT, UNSURE, EMPTY, FAILED = "confident", "unsure", "empty", "failed"
 
 
-@dataclass
+@dataclass(frozen=True)
+class Sighting:
+    """One detection in one frame, as the pipeline saw it."""
+
+    box: Box
+    look: Look
+    at: float  # monotonic capture time
+    moving: bool = True  # inside a motion region of this frame
+    whole: bool = True  # clear of the frame edge and of include zones' borders
+
+
+@dataclass(eq=False)
 class Track:
     id: int
     box: Box
+    first_seen: float
     last_seen: float
+    anchor: Box  # where it last stood still
+    anchor_since: float
+    moved: bool = False  # left its first place at least once: a vehicle
+    widths: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=32))
+    direction: str = UNKNOWN
     uploads: int = 0
     in_flight: int = 0  # uploads not answered yet
     best_uploaded: float = 0.0  # quality of the best crop sent so far
-    done: bool = False  # a confident read came back: nothing more to pay for
+    done: bool = False  # a confident read came back (or an earlier read of its static object)
+    text: bool = False  # some answer carried plate text
+    views: list[tuple[Box, Look]] = field(default_factory=list)  # answered without a confident read
+    first_crop_at: float | None = None  # first sighting large enough to read
+    held_since: float | None = None  # first crop held back as cut or blurred
+    static: StaticObject | None = None
+    inherited: bool = False  # ``static`` was known before this pass (its read state is the object's)
+    last_crop: PlateCrop | None = None
+    readable: int = 0  # sightings large enough to read
 
 
-def _near(a: Box, b: Box) -> bool:
-    """Same plate in consecutive frames: overlapping, or centres within ~1.5 plate widths."""
-    if a.iou(b) > 0.05:
-        return True
-    reach = 1.5 * max(a.width, b.width, 1)
+def direction_of(samples: Sequence[tuple[float, int]], now: float) -> str:
+    """approaching (the plate grows), leaving (it shrinks) or unknown, from (time, width) samples."""
+    pts = [(t, math.log(max(1, w))) for t, w in samples if now - t <= DIRECTION_WINDOW_S]
+    if len(pts) < DIRECTION_MIN_SAMPLES:
+        return UNKNOWN
+    span = pts[-1][0] - pts[0][0]
+    if span < DIRECTION_MIN_SPAN_S:
+        return UNKNOWN
+    mt = sum(t for t, _ in pts) / len(pts)
+    mv = sum(v for _, v in pts) / len(pts)
+    var = sum((t - mt) ** 2 for t, _ in pts)
+    slope = sum((t - mt) * (v - mv) for t, v in pts) / var if var > 0 else 0.0
+    if slope >= DIRECTION_MIN_RATE and slope * span >= DIRECTION_MIN_CHANGE:
+        return APPROACHING
+    if slope <= -DIRECTION_MIN_RATE and -slope * span >= DIRECTION_MIN_CHANGE:
+        return LEAVING
+    return UNKNOWN
+
+
+def _shifted(anchor: Box, box: Box, tolerance: float) -> bool:
+    """The box left its anchor: centre moved or width changed by more than ``tolerance`` widths."""
+    w = max(1, anchor.width)
+    (ax, ay), (bx, by) = anchor.centre, box.centre
+    return math.hypot(bx - ax, by - ay) > tolerance * w or abs(box.width - anchor.width) > tolerance * w
+
+
+def _distance(a: Box, b: Box) -> float | None:
+    """Centre distance in plate widths, or None when ``b`` cannot be the same plate as ``a``."""
+    wa, wb = max(1, a.width), max(1, b.width)
+    if max(wa, wb) > MATCH_MAX_SCALE * min(wa, wb):
+        return None
     (ax, ay), (bx, by) = a.centre, b.centre
-    return (ax - bx) ** 2 + (ay - by) ** 2 <= reach * reach
+    d = math.hypot(ax - bx, ay - by) / max(wa, wb)
+    return d if d <= MATCH_REACH or a.iou(b) > 0.05 else None
 
 
 class PlateTracks:
     """Owned by one camera's pipeline thread; answers are fed back through ``answered``."""
 
-    def __init__(self, cfg: UploadConfig) -> None:
+    def __init__(self, cfg: UploadConfig, statics: StaticObjects | None = None, camera_id: str = "") -> None:
         self.cfg = cfg
+        self.camera_id = camera_id
+        self.statics = statics if statics is not None else StaticObjects(cfg.static_ttl_s, cfg.look_max_diff)
         self.tracks: list[Track] = []
+        self.counters: Counter[str] = Counter()
         self._ids = itertools.count(1)
-        self._in_flight: dict[tuple[int, int], Track] = {}  # (track id, frame seq) -> track
+        self._in_flight: dict[tuple[int, int], tuple[Track, Look]] = {}  # (track id, frame seq) -> track, look sent
+        self._closing: list[tuple[float, Track]] = []  # ended with a read in flight
 
-    def offer(self, crop: PlateCrop, now: float) -> PlateCrop | None:
-        """Record a detection's crop; returns it tagged with its pass when it should be uploaded."""
-        track = self._match(crop.detection.box)
-        if track is None:
-            track = Track(next(self._ids), crop.detection.box, now)
-            self.tracks.append(track)
-        track.box = crop.detection.box
-        track.last_seen = now
-        if track.done or track.in_flight or track.uploads >= self.cfg.max_uploads_per_pass:
+    # ------------------------------------------------------------ sightings
+
+    def offer_frame(self, items: Sequence[tuple[PlateCrop | None, Sighting]]) -> list[PlateCrop]:
+        """All detections of one frame (crop None: too small to read, tracked only); returns the
+        crops to upload, each tagged with its pass and direction."""
+        out = []
+        for (crop, s), track in zip(items, self._assign([s for _, s in items]), strict=True):
+            sent = self._offer(track, crop, s)
+            if sent is not None:
+                out.append(sent)
+        return out
+
+    def offer(self, crop: PlateCrop | None, s: Sighting) -> PlateCrop | None:
+        """One detection alone in its frame."""
+        sent = self.offer_frame([(crop, s)])
+        return sent[0] if sent else None
+
+    def _assign(self, sightings: Sequence[Sighting]) -> list[Track]:
+        """Each sighting's pass: the nearest track not taken by a closer sighting, else a new one."""
+        pairs = []
+        for i, s in enumerate(sightings):
+            for t in self.tracks:
+                d = _distance(t.box, s.box)
+                if d is not None and not self._foreign(t, s):
+                    pairs.append((d, -t.last_seen, i, t.id))
+        by_id = {t.id: t for t in self.tracks}
+        chosen: dict[int, Track] = {}
+        taken: set[int] = set()
+        for _, _, i, tid in sorted(pairs):
+            if i not in chosen and tid not in taken:
+                chosen[i] = by_id[tid]
+                taken.add(tid)
+        out = []
+        for i, s in enumerate(sightings):
+            track = chosen.get(i)
+            if track is None:
+                track = Track(next(self._ids), s.box, s.at, s.at, s.box, s.at)
+                track.static = self.statics.match(s.box, s.look, s.at)
+                track.inherited = track.static is not None
+                self.tracks.append(track)
+            out.append(track)
+        return out
+
+    def _foreign(self, t: Track, s: Sighting) -> bool:
+        """A settled static object's pass takes only what looks like it: a plate passing close by
+        must not drag a sign along (and make it a "vehicle" that moved). Not for a pass that was
+        marked a moment ago: a plate's look changes as it comes closer."""
+        settled = t.static is not None and (t.inherited or s.at - t.anchor_since >= self.cfg.static_after_s)
+        return settled and t.static is not None and look_diff(t.static.look, s.look) > self.cfg.look_max_diff
+
+    def _offer(self, track: Track, crop: PlateCrop | None, s: Sighting) -> PlateCrop | None:
+        self._observe(track, s, crop is not None)
+        if crop is None:
             return None
-        if track.uploads and crop.quality < track.best_uploaded * self.cfg.min_quality_gain:
+        track.last_crop = crop
+        why = self._hold(track, crop, s)
+        if why:
+            self.counters[f"held_{why}"] += 1
             return None
         track.uploads += 1
         track.in_flight += 1
         track.best_uploaded = max(track.best_uploaded, crop.quality)
-        self._in_flight[(track.id, crop.frame_seq)] = track
-        return dataclasses.replace(crop, track_id=track.id)
+        self._in_flight[(track.id, crop.frame_seq)] = (track, s.look)
+        return dataclasses.replace(crop, track_id=track.id, direction=track.direction)
 
-    def answered(self, crop: PlateCrop, confident: bool) -> None:
-        """The read of an uploaded crop came back (or failed for good)."""
-        track = self._in_flight.pop((crop.track_id, crop.frame_seq), None)
-        if track is None:
+    def _observe(self, track: Track, s: Sighting, readable: bool) -> None:
+        cfg, now = self.cfg, s.at
+        track.box, track.last_seen = s.box, now
+        if readable:
+            track.readable += 1
+            track.first_crop_at = now if track.first_crop_at is None else track.first_crop_at
+        if s.whole:  # a cut box's width says nothing about distance
+            track.widths.append((now, s.box.width))
+            d = direction_of(track.widths, now)
+            track.direction = d if d != UNKNOWN else track.direction
+        if _shifted(track.anchor, s.box, cfg.still_tolerance):
+            track.anchor, track.anchor_since, track.moved = s.box, now, True
+            if track.static is not None:  # it moves: a vehicle again
+                if track.inherited and track.static.state != "unread":
+                    track.done = True  # read before, at its place: that read was its one
+                self.statics.remove(track.static, now)
+                track.static, track.inherited = None, False
+        elif track.static is None and now - track.anchor_since >= cfg.static_after_s and not track.in_flight:
+            if not track.moved or track.done:  # an unread vehicle waiting at the barrier is still a pass
+                state = "read" if track.text else "not_a_plate" if track.uploads else "unread"
+                track.static = self.statics.add(s.box, s.look, state, now)
+        if track.static is not None:
+            track.static.last_seen = now
+
+    def _hold(self, track: Track, crop: PlateCrop, s: Sighting) -> str:
+        """Why this crop is not uploaded now ("" = upload it)."""
+        cfg, now = self.cfg, s.at
+        if track.static is not None:
+            track.static.hits += 1
+            return "static"
+        if track.done:
+            return "done"
+        if track.in_flight:
+            return "in_flight"
+        if track.uploads >= cfg.max_uploads_per_pass:
+            return "max_uploads"
+        if not track.moved:
+            if not s.moving:
+                return "not_moving"  # only what moves is a vehicle
+            if track.uploads:
+                return "still"  # it has not moved since its read: the same answer again
+        if not s.whole or crop.sharpness < cfg.min_sharpness:
+            if track.uploads:
+                return "cut" if not s.whole else "blurred"
+            track.held_since = now if track.held_since is None else track.held_since
+            if now - track.held_since < cfg.whole_wait_s:
+                return "cut" if not s.whole else "blurred"
+        if cfg.pay_for == APPROACHING and track.direction == LEAVING:
+            return "leaving"
+        waited = now - (track.first_crop_at if track.first_crop_at is not None else now)
+        if track.direction == UNKNOWN and waited < cfg.direction_wait_s:
+            return "direction"
+        for box, look in track.views:
+            if (box.iou(s.box) >= SAME_VIEW_IOU and look_diff(look, s.look) <= cfg.look_max_diff
+                    and crop.quality < track.best_uploaded * cfg.min_quality_gain):
+                return "same_view"
+        return ""
+
+    # ------------------------------------------------------------ answers and ends
+
+    def answered(self, crop: PlateCrop, outcome: str) -> None:
+        """The read of an uploaded crop came back: confident | unsure | empty | failed."""
+        found = self._in_flight.pop((crop.track_id, crop.frame_seq), None)
+        if found is None:
             return
+        track, look = found
         track.in_flight = max(0, track.in_flight - 1)
-        track.done = track.done or confident
+        if outcome == FAILED:  # refused or parked, not read now: it does not count against the pass
+            track.uploads = max(0, track.uploads - 1)
+        if outcome == CONFIDENT:
+            track.done = track.text = True
+        elif outcome in (UNSURE, EMPTY):
+            track.text = track.text or outcome == UNSURE
+            track.views.append((crop.detection.box, look))
+            if outcome == EMPTY and not track.moved and track.static is None:
+                # the reader found no plate on something that has not moved: not a plate
+                track.static = self.statics.add(crop.detection.box, look, "not_a_plate", track.last_seen)
 
-    def expire(self, now: float) -> None:
-        """End passes not seen for ``pass_gap_s``; a plate seen after that is a new pass."""
+    def expire(self, now: float) -> list[PassEnd]:
+        """End passes not seen for ``pass_gap_s``; returns the vehicle passes that ended unread."""
+        self.statics.load(now)  # on the owning thread, before the first sighting
         gone = [t for t in self.tracks if now - t.last_seen > self.cfg.pass_gap_s]
         if gone:
             self.tracks = [t for t in self.tracks if t not in gone]
-            self._in_flight = {k: t for k, t in self._in_flight.items() if t not in gone}
+            self._closing += [(now, t) for t in gone]
+        ended: list[PassEnd] = []
+        keep = []
+        for since, t in self._closing:
+            if t.in_flight and now - since <= CLOSING_MAX_S:
+                keep.append((since, t))  # its answer may still carry the plate
+                continue
+            self._in_flight = {k: v for k, v in self._in_flight.items() if v[0] is not t}
+            end = self._unread(t)
+            if end is not None:
+                ended.append(end)
+        self._closing = keep
+        return ended
 
-    def _match(self, box: Box) -> Track | None:
-        near = [t for t in self.tracks if _near(t.box, box)]
-        return max(near, key=lambda t: t.last_seen) if near else None
+    def _unread(self, t: Track) -> PassEnd | None:
+        """A vehicle (it moved, was large enough to read, more than a glimpse) whose pass ended
+        with no plate text."""
+        if t.text or t.done or not t.moved or t.last_crop is None or t.readable < UNREAD_MIN_SIGHTINGS:
+            return None
+        if t.uploads:
+            why = f"no plate read in {t.uploads} upload(s)"
+        elif self.cfg.pay_for == APPROACHING and t.direction == LEAVING:
+            why = "not read: leaving (pay_for = approaching)"
+        else:
+            why = "not read: no whole, sharp plate seen"
+        self.counters["unread"] += 1
+        return PassEnd(self.camera_id, t.id, t.direction, t.uploads, why, t.last_crop)

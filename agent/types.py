@@ -12,6 +12,8 @@ import numpy.typing as npt
 
 Image = npt.NDArray[np.uint8]
 
+APPROACHING, LEAVING, UNKNOWN = "approaching", "leaving", "unknown"  # directions of travel
+
 
 @dataclass(frozen=True, slots=True)
 class Box:
@@ -133,6 +135,7 @@ class PlateCrop:
     sharpness: float
     quality: float  # ranking score: higher is a better frame of the same pass
     track_id: int = 0  # the camera's vehicle pass this crop belongs to (0 = unknown)
+    direction: str = "unknown"  # the pass's direction when uploaded: approaching | leaving | unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +181,7 @@ class Decision:
 
     event_id: str  # unique per emitted event
     pass_id: str  # one per vehicle pass; an "update" repeats the pass's id
-    kind: str  # "new" | "update"
+    kind: str  # "new" | "update" | "unread" (a vehicle pass that ended with no plate read)
     camera_id: str
     plate: str  # the pass's voted text ("" when only detected)
     read: PlateRead  # the best read of the pass so far
@@ -187,3 +190,16 @@ class Decision:
     reason: str  # why, in words: "exact match", "score 0.52 < min_score 0.70", ...
     late: bool  # decided after max_decision_age_s: published, never actuates
     decided_at: float  # wall time
+    direction: str = "unknown"  # approaching | leaving | unknown
+
+
+@dataclass(frozen=True, slots=True)
+class PassEnd:
+    """A vehicle pass that ended without any plate text: the operator still gets one event."""
+
+    camera_id: str
+    track_id: int
+    direction: str
+    uploads: int
+    why: str  # in words: "no plate read in 2 upload(s)", "not read: leaving (pay_for = approaching)"
+    crop: PlateCrop  # its last crop: box, times and image for the event

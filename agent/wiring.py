@@ -30,6 +30,7 @@ from .rules import AccessRules
 from .sinks.mqtt import MqttSink
 from .sinks.relay import Gate
 from .sinks.webhook import WebhookSink
+from .statics import StaticObjects
 from .status import StatusBoard, StatusServer, known_secrets
 from .types import PlateCrop
 
@@ -126,7 +127,7 @@ def build(
     rules.load()  # a broken rules file stops the start, not the first car
     decider = Decider(cfg.decision, rules)
     outputs = build_outputs(cfg, state_dir(cfg.storage), closers, relay_kw=relay_kw)
-    upload_gates: dict[str, Callable[[PlateCrop, bool], None]] = {}  # filled below, before any thread runs
+    upload_gates: dict[str, Callable[[PlateCrop, str], None]] = {}  # filled below, before any thread runs
     dispatcher = Dispatcher(decider, [*outputs.sinks(), *extra_sinks], upload_gates, min_score=cfg.decision.min_score)
 
     def close_passes() -> None:  # after the reader, before the sinks: passes still open get their event
@@ -143,7 +144,10 @@ def build(
         detector = create_detector(cam.detector)
         closers.append((f"{name}/detector", detector.close))
         cropper = Cropper(cam.crop)
-        pipe = CameraPipeline(cam, frames, MotionGate(cam.motion, cam.zones), detector, cropper, reader.submit, stop)
+        statics = StaticObjects(cam.upload.static_ttl_s, cam.upload.look_max_diff,
+                                state_dir(cfg.storage) / f"static-objects-{cam.id}.json")
+        pipe = CameraPipeline(cam, frames, MotionGate(cam.motion, cam.zones), detector, cropper, reader.submit, stop,
+                              statics=statics, on_unread=dispatcher.unread)
         upload_gates[cam.id] = pipe.answered
         cameras.append(Camera(cam.id, name, frames, detector, pipe))
         threads.append(threading.Thread(target=pipe.run, name=f"pipeline-{cam.id}", daemon=True))

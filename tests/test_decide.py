@@ -204,3 +204,47 @@ def test_decision_fields():
     (d,) = dec.observe(dataclasses.replace(read(clock, "ab123cd"), region="gb"))
     assert d.read.region == "gb" and d.decided_at == 1.7e9 + clock.t and not d.late
     assert len(d.pass_id) == 16 and len(d.event_id) == 32
+
+
+# ---------------------------------------------------------------- direction and unread passes
+
+
+def crop_going(clock: Clock, direction: str, track_id: int = 1):
+    from agent.types import Detection, PlateCrop
+
+    box = Box(100, 100, 200, 140)
+    return PlateCrop("gate", 1, 1.7e9 + clock.t, clock.t, Detection(box, 0.8), box, b"jpeg", 500.0, 0.5,
+                     track_id=track_id, direction=direction)
+
+
+def test_open_for_approaching_opens_only_for_an_approaching_vehicle():
+    dec, clock = make(allow=("AB123CD", "XY987ZW", "KL456MN"), open_for="approaching")
+    actions = []
+    for plate, direction in (("AB123CD", "approaching"), ("XY987ZW", "leaving"), ("KL456MN", "unknown")):
+        clock.t += 100  # separate passes
+        (d,) = dec.observe(read(clock, plate, crop=crop_going(clock, direction)))
+        actions.append((d.action, d.direction))
+    assert actions == [("open", "approaching"), ("none", "leaving"), ("none", "unknown")]
+    assert dec.stats()["not_approaching"] == 2
+
+
+def test_open_for_any_keeps_opening_for_a_leaving_vehicle_and_the_event_says_so():
+    from agent.events import decision_payload
+
+    dec, clock = make()
+    (d,) = dec.observe(read(clock, "AB123CD", crop=crop_going(clock, "leaving")))
+    assert d.action == "open" and decision_payload(d)["direction"] == "leaving"
+
+
+def test_an_unread_pass_is_one_event_that_never_opens():
+    from agent.events import decision_payload
+    from agent.types import PassEnd
+
+    dec, clock = make()
+    end = PassEnd("gate", 7, "approaching", 2, "no plate read in 2 upload(s)", crop_going(clock, "approaching", 7))
+    (d,) = dec.unread(end)
+    doc = decision_payload(d)
+    assert (doc["type"], doc["action"], doc["plate"], doc["direction"]) == ("unread", "none", "", "approaching")
+    assert "no plate read" in doc["reason"] and dec.stats()["unread"] == 1
+    clock.t += 60
+    assert dec.expire() == []  # nothing more for that pass

@@ -13,9 +13,9 @@ from ..types import PlateCrop, PlateRead
 from .errors import ReaderError
 from .parse import Usage
 
-Answer = Callable[[PlateCrop, Sequence[PlateRead]], None]
-"""Everything read from one crop, delivered once: the plates, or an empty list (none found, or no
-answer now: the crop was parked or dropped). Always the dispatcher's ``answer``."""
+Answer = Callable[[PlateCrop, Sequence[PlateRead] | None], None]
+"""Everything read from one crop, delivered once: the plates, an empty list (the reader found
+none), or None (no answer now: the crop was parked or dropped). Always the dispatcher's ``answer``."""
 
 
 class PlateReader(Protocol):

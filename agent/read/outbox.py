@@ -30,6 +30,7 @@ def _meta(crop: PlateCrop) -> dict[str, Any]:
         "sharpness": crop.sharpness,
         "quality": crop.quality,
         "track_id": crop.track_id,
+        "direction": crop.direction,
     }
 
 
@@ -46,6 +47,7 @@ def _crop(item: store.Item, mono_time: float) -> PlateCrop:
         sharpness=m["sharpness"],
         quality=m["quality"],
         track_id=m.get("track_id", 0),
+        direction=m.get("direction", "unknown"),
     )
 
 

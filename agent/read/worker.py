@@ -379,7 +379,8 @@ class ReadWorker:
             reads = [dataclasses.replace(r, late=True) for r in reads]
         self._deliver(crop, reads)
 
-    def _deliver(self, crop: PlateCrop, reads: list[PlateRead]) -> None:
+    def _deliver(self, crop: PlateCrop, reads: list[PlateRead] | None) -> None:
+        """``reads`` None: no answer (parked or dropped), which is not "no plate found"."""
         try:
             self._on_answer(crop, reads)
         except Exception:
@@ -389,7 +390,7 @@ class ReadWorker:
         if item_id is not None:
             return  # already in the outbox, and stays at its head
         if reason != "shutdown":
-            self._deliver(crop, [])  # no answer now: the pipeline may try a better frame
+            self._deliver(crop, None)  # no answer now: the pipeline may try another frame
         if self._outbox is None:
             with self._lock:
                 self._dropped["no_outbox"] += 1
@@ -406,7 +407,7 @@ class ReadWorker:
 
     def _drop(self, crop: PlateCrop, item_id: int | None, reason: str) -> None:
         if item_id is None:
-            self._deliver(crop, [])
+            self._deliver(crop, None)
         elif self._outbox is not None:
             self._outbox.delete(item_id)  # a poison entry must not block the head forever
         with self._lock:

@@ -47,7 +47,7 @@ class Harness:
         wall = self.wall
         self.outbox = Outbox(tmp_path / "outbox.sqlite3", wall=wall, mono=mono)
         self.reads: list[PlateRead] = []
-        self.results: list[tuple[PlateCrop, list[PlateRead]]] = []
+        self.results: list[tuple[PlateCrop, list[PlateRead] | None]] = []
         self.stop = threading.Event()
         self.worker = ReadWorker(self.reader, self.outbox, self.cfg, self._answer, self.stop,
                                  max_decision_age_s=max_age, clock=mono, wall=wall)
@@ -212,7 +212,7 @@ def test_second_413_drops_the_crop(pr_server: PRServer, harness: Callable[..., H
     assert wait_for(lambda: h.worker.stats()["dropped"].get("too_large") == 1)
     assert pr_server.statuses() == [413, 413]
     assert h.worker.stats()["outbox"]["depth"] == 0
-    assert h.results == [(crop, [])]  # answered "no read" so the pipeline may send a better frame
+    assert h.results == [(crop, None)]  # answered "no answer" (not "no plate") so the pipeline may send another frame
 
 
 @pytest.mark.parametrize("outage", ["502", "slow", "drop", "refuse"])

@@ -1,0 +1,376 @@
+"""The upload gate's rules, one by one, on drawn plates with injected times (nothing sleeps)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import cv2
+import numpy as np
+import pytest
+
+from agent.config import UploadConfig
+from agent.statics import StaticObjects, look_diff, look_of
+from agent.track import CONFIDENT, EMPTY, FAILED, UNSURE, PlateTracks, Sighting, direction_of
+from agent.types import APPROACHING, LEAVING, UNKNOWN, Box, Detection, PlateCrop
+
+W, H = 640, 360
+
+
+NOISE = [np.random.default_rng(seed).normal(0, 2.0, (H, W, 3)) for seed in range(4)]  # sensor noise, sigma 2
+
+
+def drawn(text: str, box: Box, seed: int = 0) -> np.ndarray:
+    """A frame with one white plate carrying ``text`` at ``box``."""
+    img = np.full((H, W, 3), 90, np.uint8)
+    cv2.rectangle(img, (box.x1, box.y1), (box.x2 - 1, box.y2 - 1), (230, 230, 230), -1)
+    cv2.putText(img, text, (box.x1 + 4, box.y2 - 6), cv2.FONT_HERSHEY_SIMPLEX, box.width / 170, (20, 20, 20), 2)
+    return np.clip(img + NOISE[seed % len(NOISE)], 0, 255).astype(np.uint8)
+
+
+def see(box: Box, t: float, text: str = "AB12 CDE", *, moving: bool = True, whole: bool = True,
+        sharp: float = 500.0, seq: int | None = None) -> tuple[PlateCrop, Sighting]:
+    crop = PlateCrop("gate", seq if seq is not None else int(t * 100), 1.7e9 + t, t, Detection(box, 0.8), box,
+                     b"jpeg", sharp, 0.5)
+    return crop, Sighting(box, look_of(drawn(text, box, seed=int(t * 100)), box), t, moving, whole)
+
+
+def gate(**kw) -> PlateTracks:
+    return PlateTracks(UploadConfig(**kw), camera_id="gate")
+
+
+def approach(tracks: PlateTracks, t0: float = 0.0, n: int = 8, text: str = "AB12 CDE", x: int = 260,
+             answer: str | None = None) -> list[PlateCrop]:
+    """A plate growing and moving down, one sighting every 0.1 s; returns the crops uploaded."""
+    sent = []
+    for i in range(n):
+        w = 60 + 8 * i
+        box = Box(x - w // 2, 150 + 10 * i, x + w // 2, 150 + 10 * i + w // 4)
+        c = tracks.offer(*see(box, t0 + 0.1 * i, text))
+        if c is not None:
+            sent.append(c)
+            if answer is not None:
+                tracks.answered(c, answer)
+    return sent
+
+
+def from_afar(tracks: PlateTracks, y0: int, n: int = 4) -> None:
+    """A plate coming closer from 0.0 s on, one sighting every 0.1 s, too small to read yet."""
+    for i in range(n):
+        w = 70 + 10 * i
+        _, s = see(Box(260 - w // 2, y0 + 15 * i, 260 + w // 2, y0 + 15 * i + w // 4), 0.1 * i)
+        assert tracks.offer(None, s) is None
+
+
+SIGN = Box(420, 60, 540, 90)
+
+
+# ---------------------------------------------------------------- static objects
+
+
+def test_a_still_plate_is_read_once_then_never_again_across_passes():
+    tracks = gate(static_after_s=2.0, pass_gap_s=2.0)
+    first = tracks.offer(*see(SIGN, 0.0, "PRIVATE"))
+    assert first is not None  # it is in a motion region and never read: one read
+    tracks.answered(first, EMPTY)
+    uploads = 0
+    for t in np.arange(0.1, 5.0, 0.1):  # the rest of the first car's pass
+        uploads += tracks.offer(*see(SIGN, float(t), "PRIVATE")) is not None
+    tracks.expire(10.0)  # quiet road: the sign's track ends
+    for car in range(5):  # each later car wakes the detector over the sign again
+        for t in np.arange(0.0, 3.0, 0.1):
+            uploads += tracks.offer(*see(SIGN, 20.0 + 10 * car + float(t), "PRIVATE")) is not None
+        tracks.expire(20.0 + 10 * car + 9)
+    assert uploads == 0
+    assert tracks.counters["held_static"] > 100
+    (obj,) = tracks.statics.snapshot(100.0)
+    assert obj["state"] == "not_a_plate" and obj["hits"] > 100
+
+
+def test_an_empty_answer_marks_the_place_but_not_a_different_plate_there():
+    tracks = gate()
+    c = tracks.offer(*see(SIGN, 0.0, "PRIVATE"))
+    assert c is not None
+    tracks.answered(c, EMPTY)
+    assert len(tracks.statics) == 1 and tracks.statics.snapshot(0.0)[0]["state"] == "not_a_plate"
+    tracks.expire(10.0)
+    assert tracks.offer(*see(SIGN, 11.0, "PRIVATE")) is None  # same place, same look
+    tracks.expire(20.0)
+    other = tracks.offer(*see(SIGN, 21.0, "KX52 ODV"))  # same place, another plate: not the sign
+    assert other is not None
+
+
+def test_a_plate_that_never_moves_is_not_paid_for_without_motion_and_becomes_static():
+    tracks = gate(static_after_s=2.0)
+    for t in np.arange(0.0, 2.5, 0.1):
+        assert tracks.offer(*see(SIGN, float(t), moving=False)) is None
+    assert tracks.counters["held_not_moving"] > 0
+    assert tracks.statics.snapshot(2.5)[0]["state"] == "unread"
+    held = tracks.counters["held_static"]
+    assert tracks.offer(*see(SIGN, 2.6, moving=True)) is None  # a car passing by does not make it a vehicle
+    assert tracks.counters["held_static"] == held + 1
+
+
+def test_a_plate_passing_close_by_does_not_drag_a_static_sign_along():
+    tracks = gate(static_after_s=1.0)
+    for t in np.arange(0.0, 1.5, 0.1):
+        tracks.offer(*see(SIGN, float(t), "PRIVATE", moving=False))
+    assert tracks.statics.snapshot(1.5)[0]["state"] == "unread"
+    # the detector misses the sign in this frame while a car's plate passes one plate width away
+    near = tracks.offer(*see(SIGN.offset(-130, 20), 1.6, "KX52 ODV"))
+    assert near is not None  # a pass of its own, paid for
+    assert len(tracks.statics) == 1 and tracks.offer(*see(SIGN, 1.7, "PRIVATE")) is None
+
+
+def test_a_plate_that_never_moved_is_read_once_even_if_the_answer_was_unsure():
+    tracks = gate(min_quality_gain=1.25)
+    c = tracks.offer(*see(SIGN, 0.0))
+    assert c is not None
+    tracks.answered(c, UNSURE)
+    crop, s = see(SIGN, 0.1)
+    assert tracks.offer(replace(crop, quality=crop.quality * 2), s) is None  # even a better crop
+    assert tracks.counters["held_still"] == 1
+
+
+def test_a_static_object_is_read_once_again_after_its_ttl():
+    tracks = gate(static_ttl_s=100.0)
+    c = tracks.offer(*see(SIGN, 0.0))
+    assert c is not None
+    tracks.answered(c, EMPTY)
+    tracks.expire(10.0)
+    assert tracks.offer(*see(SIGN, 50.0)) is None
+    tracks.expire(60.0)
+    assert tracks.offer(*see(SIGN, 101.0)) is not None  # the TTL passed: one new read
+
+
+def test_a_static_object_that_moves_is_a_vehicle_again():
+    tracks = gate(static_after_s=1.0)
+    for t in np.arange(0.0, 1.5, 0.1):  # a parked car, never in motion: static, unread
+        tracks.offer(*see(SIGN, float(t), moving=False))
+    assert tracks.statics.snapshot(1.5)[0]["state"] == "unread"
+    sent = [tracks.offer(*see(SIGN.offset(0, 20 * i), 1.5 + 0.1 * i)) for i in range(1, 4)]  # it drives off
+    assert sum(c is not None for c in sent) == 1 and len(tracks.statics) == 0
+
+
+def test_static_objects_survive_a_restart_and_are_revalidated_by_place_and_look(tmp_path):
+    path = tmp_path / "static-objects-gate.json"
+    before = PlateTracks(UploadConfig(), StaticObjects(86400.0, 0.05, path, boot=lambda: "boot-1"))
+    c = before.offer(*see(SIGN, 0.0, "PRIVATE"))
+    assert c is not None
+    before.answered(c, EMPTY)
+    assert path.exists()
+    # same boot: the agent restarted, the object is known at once, its TTL runs on
+    same = PlateTracks(UploadConfig(), StaticObjects(86400.0, 0.05, path, boot=lambda: "boot-1"))
+    assert same.offer(*see(SIGN, 5.0, "PRIVATE")) is None
+    saved = path.read_text()
+    aged = PlateTracks(UploadConfig(), StaticObjects(100.0, 0.05, path, boot=lambda: "boot-1"))
+    assert aged.offer(*see(SIGN, 150.0, "PRIVATE")) is not None  # 150 s static > TTL 100 s: read again
+    path.write_text(saved)
+    # after a reboot: kept but unconfirmed until seen again at its place with its look
+    rebooted = StaticObjects(86400.0, 0.05, path, boot=lambda: "boot-2")
+    after = PlateTracks(UploadConfig(), rebooted)
+    assert after.offer(*see(SIGN.offset(200, 150), 1.0, "PRIVATE")) is not None  # elsewhere: not it
+    assert rebooted.snapshot(1.0)[0]["confirmed"] is False
+    assert after.offer(*see(SIGN, 2.0, "PRIVATE")) is None
+    assert rebooted.snapshot(2.0)[0]["confirmed"] is True
+
+
+def test_an_unreadable_state_file_is_ignored(tmp_path):
+    path = tmp_path / "static.json"
+    path.write_text("{not json")
+    tracks = PlateTracks(UploadConfig(), StaticObjects(86400.0, 0.05, path))
+    assert tracks.offer(*see(SIGN, 0.0)) is not None
+
+
+def test_the_look_tells_two_plates_apart_and_the_same_plate_apart_from_noise():
+    a1 = look_of(drawn("AB12 CDE", SIGN, seed=1), SIGN)
+    a2 = look_of(drawn("AB12 CDE", SIGN, seed=2), SIGN)
+    b = look_of(drawn("KX52 ODV", SIGN, seed=1), SIGN)
+    assert look_diff(a1, a2) <= 0.05 < look_diff(a1, b)
+
+
+# ---------------------------------------------------------------- whole plates
+
+
+def test_a_cut_plate_waits_for_a_whole_one():
+    tracks = gate(whole_wait_s=1.0)
+    box = Box(200, 330, 320, 360)
+    assert tracks.offer(*see(box, 0.0, whole=False)) is None
+    assert tracks.offer(*see(box.offset(0, -8), 0.1, whole=False)) is None
+    whole = tracks.offer(*see(box.offset(0, -20), 0.2))
+    assert whole is not None and tracks.counters["held_cut"] == 2
+
+
+def test_a_plate_that_never_becomes_whole_is_read_once_after_the_deadline():
+    tracks = gate(whole_wait_s=1.0)
+    sent = []
+    for i in range(25):
+        box = Box(0, 100 + 4 * i, 100, 130 + 4 * i)  # crawls along the left edge, always cut
+        c = tracks.offer(*see(box, 0.1 * i, whole=False))
+        if c is not None:
+            sent.append(c)
+            tracks.answered(c, EMPTY)
+    assert len(sent) == 1 and sent[0].mono_time == pytest.approx(1.0)
+
+
+def test_a_blurred_plate_waits_like_a_cut_one():
+    tracks = gate(min_sharpness=50.0, whole_wait_s=1.0)
+    assert tracks.offer(*see(Box(200, 100, 320, 130), 0.0, sharp=10.0)) is None
+    assert tracks.offer(*see(Box(200, 120, 330, 152), 0.1, sharp=400.0)) is not None
+    assert tracks.counters["held_blurred"] == 1
+
+
+# ---------------------------------------------------------------- no waiting for a better crop
+
+
+@pytest.mark.parametrize("answer", [EMPTY, UNSURE])
+def test_an_empty_or_unsure_answer_frees_the_next_whole_crop_at_once(answer):
+    tracks = gate(max_uploads_per_pass=2, min_quality_gain=1.25)
+    from_afar(tracks, y0=40)
+    first = tracks.offer(*see(Box(200, 100, 320, 130), 0.4, sharp=900.0))
+    assert first is not None
+    assert tracks.offer(*see(Box(200, 104, 322, 135), 0.5)) is None  # in flight
+    tracks.answered(first, answer)
+    # the very next frame, a smaller and softer crop: no "better" needed
+    second = tracks.offer(*see(Box(200, 108, 318, 138), 0.6, sharp=300.0))
+    assert second is not None and second.track_id == first.track_id
+    tracks.answered(second, answer)
+    assert tracks.offer(*see(Box(200, 112, 332, 145), 0.7)) is None  # max_uploads_per_pass
+    assert tracks.counters["held_max_uploads"] == 1
+
+
+def test_a_failed_upload_frees_the_next_crop_without_marking_the_place():
+    tracks = gate()
+    c = tracks.offer(*see(SIGN, 0.0))
+    assert c is not None
+    tracks.answered(c, FAILED)
+    assert len(tracks.statics) == 0
+
+
+def test_the_same_view_again_after_an_unsure_answer_needs_a_better_crop():
+    tracks = gate(min_quality_gain=1.25, max_uploads_per_pass=3)
+    from_afar(tracks, y0=60)
+    stop = Box(200, 120, 320, 150)
+    first = tracks.offer(*see(stop, 0.4))  # it has come to rest here
+    assert first is not None
+    tracks.answered(first, UNSURE)
+    for i in range(5):  # the same view of the standing car: the same answer again, not paid
+        assert tracks.offer(*see(stop, 0.5 + 0.1 * i)) is None
+    assert tracks.counters["held_same_view"] == 5
+    crop, s = see(stop, 1.0)
+    sharper = tracks.offer(replace(crop, quality=crop.quality * 1.3), s)  # motion blur gone: worth one more
+    assert sharper is not None
+
+
+def test_a_confident_read_ends_the_pass_and_a_new_pass_starts_after_the_gap():
+    tracks = gate(pass_gap_s=2.0)
+    (c,) = approach(tracks)
+    tracks.answered(c, CONFIDENT)
+    assert approach(tracks, t0=0.8, n=3) == []  # the same car goes on: nothing more to pay
+    tracks.expire(5.0)
+    again = approach(tracks, t0=6.0)
+    assert len(again) == 1 and again[0].track_id != c.track_id
+
+
+# ---------------------------------------------------------------- direction
+
+
+def test_direction_from_the_width_trend():
+    grow = [(0.1 * i, 60 + 6 * i) for i in range(6)]
+    shrink = [(0.1 * i, 120 - 6 * i) for i in range(6)]
+    jitter = [(0.1 * i, 100 + (3 if i % 2 else -3)) for i in range(10)]
+    assert direction_of(grow, 0.5) == APPROACHING
+    assert direction_of(shrink, 0.5) == LEAVING
+    assert direction_of(jitter, 0.9) == UNKNOWN
+    assert direction_of(grow[:2], 0.1) == UNKNOWN  # too few sightings
+
+
+def test_uploads_carry_the_direction_and_it_stays_known_while_the_car_stands():
+    tracks = gate(direction_wait_s=1.0)
+    (c,) = approach(tracks, n=6)
+    assert c.direction == APPROACHING and tracks.counters["held_direction"] == 2
+    tracks.answered(c, CONFIDENT)
+    stand = tracks.tracks[0].box
+    for i in range(10):
+        tracks.offer(*see(stand, 1.0 + 0.1 * i))
+    assert tracks.tracks[0].direction == APPROACHING
+
+
+def test_pay_for_approaching_does_not_pay_for_a_leaving_vehicle_but_reports_it():
+    tracks = gate(pay_for="approaching", direction_wait_s=1.0)
+    for i in range(10):
+        w = 140 - 8 * i
+        box = Box(300 - w // 2, 300 - 12 * i, 300 + w // 2, 300 - 12 * i + w // 4)
+        assert tracks.offer(*see(box, 0.1 * i)) is None
+    assert tracks.counters["held_leaving"] > 0
+    (end,) = tracks.expire(5.0)
+    assert end.direction == LEAVING and end.uploads == 0 and "leaving" in end.why
+
+
+# ---------------------------------------------------------------- queues and pairs
+
+
+def test_two_vehicles_in_view_at_once_stay_two_passes():
+    tracks = gate()
+    ids = set()
+    for i in range(8):  # two lanes side by side, both approaching
+        w = 60 + 6 * i
+        items = [see(Box(x - w // 2, 150 + 8 * i, x + w // 2, 150 + 8 * i + w // 4), 0.1 * i, text, seq=i)
+                 for x, text in ((200, "AB12 CDE"), (330, "KX52 ODV"))]
+        for c in tracks.offer_frame(items):
+            ids.add(c.track_id)
+            tracks.answered(c, CONFIDENT)
+    assert len(ids) == 2 and len(tracks.tracks) == 2
+
+
+def test_a_second_car_close_behind_the_first_is_a_pass_of_its_own():
+    tracks = gate()
+    a = Box(200, 200, 300, 225)
+    assert tracks.offer(*see(a, 0.0, seq=0)) is not None
+    # next frame: the first plate moved a little, a second one appeared a plate width behind it
+    items = [see(a.offset(0, 5), 0.1, seq=1), see(a.offset(0, -60), 0.1, "KX52 ODV", seq=1)]
+    tracks.offer_frame(items)
+    assert len(tracks.tracks) == 2
+
+
+def test_a_car_waiting_at_the_barrier_is_read_once():
+    tracks = gate(static_after_s=2.0, pass_gap_s=2.0)
+    (c,) = approach(tracks, answer=CONFIDENT)
+    stop = tracks.tracks[0].box
+    for i in range(40):  # waits 4 s at the line
+        assert tracks.offer(*see(stop, 1.0 + 0.1 * i)) is None
+    assert tracks.statics.snapshot(5.0)[0]["state"] == "read"
+    tracks.expire(10.0)  # nothing moved: the detector stopped running, its pass ended
+    assert tracks.offer(*see(stop, 12.0)) is None  # a pedestrian wakes the detector: still that car
+    for i in range(1, 6):  # it drives through
+        assert tracks.offer(*see(stop.offset(0, -25 * i), 12.0 + 0.1 * i)) is None
+    assert tracks.counters["held_static"] >= 1 and len(tracks.statics) == 0
+
+
+def test_an_unreadable_car_gives_one_unread_end_and_a_read_one_none():
+    tracks = gate(max_uploads_per_pass=2)
+    sent = approach(tracks, answer=EMPTY)
+    assert len(sent) == 2
+    (end,) = tracks.expire(5.0)
+    assert end.uploads == 2 and end.direction == APPROACHING and end.why.startswith("no plate read")
+    approach(tracks, t0=10.0, text="KX52 ODV", answer=UNSURE)  # text, if unsure: its own event comes from it
+    assert tracks.expire(15.0) == []
+    sign = tracks.offer(*see(SIGN, 20.0))  # never moved: not a vehicle, no event
+    assert sign is not None
+    tracks.answered(sign, EMPTY)
+    assert tracks.expire(25.0) == []
+    c = tracks.offer(*see(Box(100, 200, 200, 225), 30.0))  # two frames of something moving: a glimpse
+    assert c is not None
+    tracks.answered(c, EMPTY)
+    c = tracks.offer(*see(Box(100, 240, 200, 265), 30.1))
+    assert c is not None and tracks.tracks[-1].moved
+    tracks.answered(c, EMPTY)
+    assert tracks.expire(35.0) == []
+
+
+def test_a_pass_that_ends_with_a_read_in_flight_waits_for_its_answer():
+    tracks = gate()
+    (c,) = approach(tracks)
+    assert tracks.expire(5.0) == []  # gone from view, answer not back yet
+    tracks.answered(c, EMPTY)
+    (end,) = tracks.expire(5.1)
+    assert end.track_id == c.track_id
