@@ -150,7 +150,7 @@ class PlateTracks:
         for i, s in enumerate(sightings):
             for t in self.tracks:
                 d = _distance(t.box, s.box)
-                if d is not None and not self._foreign(t, s):
+                if d is not None:
                     pairs.append((d, -t.last_seen, i, t.id))
         by_id = {t.id: t for t in self.tracks}
         chosen: dict[int, Track] = {}
@@ -169,13 +169,6 @@ class PlateTracks:
                 self.tracks.append(track)
             out.append(track)
         return out
-
-    def _foreign(self, t: Track, s: Sighting) -> bool:
-        """A settled static object's pass takes only what looks like it: a plate passing close by
-        must not drag a sign along (and make it a "vehicle" that moved). Not for a pass that was
-        marked a moment ago: a plate's look changes as it comes closer."""
-        settled = t.static is not None and (t.inherited or s.at - t.anchor_since >= self.cfg.static_after_s)
-        return settled and t.static is not None and look_diff(t.static.look, s.look) > self.cfg.look_max_diff
 
     def _offer(self, track: Track, crop: PlateCrop | None, s: Sighting) -> PlateCrop | None:
         self._observe(track, s, crop is not None)

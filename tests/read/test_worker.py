@@ -52,9 +52,9 @@ class Harness:
         self.worker = ReadWorker(self.reader, self.outbox, self.cfg, self._answer, self.stop,
                                  max_decision_age_s=max_age, clock=mono, wall=wall)
 
-    def _answer(self, crop: PlateCrop, reads: Sequence[PlateRead]) -> None:
-        self.results.append((crop, list(reads)))
-        self.reads.extend(reads)
+    def _answer(self, crop: PlateCrop, reads: Sequence[PlateRead] | None) -> None:
+        self.results.append((crop, None if reads is None else list(reads)))
+        self.reads.extend(reads or [])
 
     def start(self) -> Harness:
         self.worker.start()
