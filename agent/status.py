@@ -211,7 +211,7 @@ class StatusBoard:
     def _relay(g: Mapping[str, Any] | None) -> dict[str, Any]:
         if g is None:
             return {"type": "none", "state": None, "last_pulse": None}
-        keys = ("type", "state", "last_pulse", "pulses", "forced_off", "errors")
+        keys = ("type", "state", "last_pulse", "pulses", "forced_off", "errors", "last_error")
         return {k: g.get(k) for k in keys}
 
 

@@ -78,12 +78,17 @@ def frame(cfg: RelayConfig, on: bool) -> bytes:
 
 
 class SerialRelay:
-    """A USB/serial relay board; ``port`` may be any pyserial URL (``loop://`` in tests)."""
+    """A USB/serial relay board; ``port`` may be any pyserial URL (``loop://`` in tests).
+
+    A failed write closes the port and the next ``set`` opens it again: a board that was unplugged
+    and plugged back in comes back under the same device name, never under the dead handle.
+    """
 
     def __init__(self, cfg: RelayConfig, serial_for_url: Callable[..., Any] | None = None) -> None:
         self._cfg = cfg
         self._open_url = serial_for_url
         self._port: Any = None
+        self._active = False  # opened and not closed: a lost port is reopened by set()
 
     def open(self) -> None:
         import serial
@@ -93,23 +98,40 @@ class SerialRelay:
             self._port = opener(self._cfg.port, baudrate=self._cfg.baud, timeout=1.0, write_timeout=1.0)
         except (serial.SerialException, OSError, ValueError) as err:
             raise SinkError(f"relay: cannot open serial port {self._cfg.port}: {err}") from err
+        self._active = True
 
     def set(self, on: bool) -> None:
         import serial
 
+        if self._port is None:
+            if not self._active:
+                raise SinkError("relay: serial port not open")
+            self.open()
         try:
             self._port.write(frame(self._cfg, on))
             self._port.flush()  # on the wire before we call it on/off (4 bytes at 9600 baud: ~4 ms)
-        except (serial.SerialException, OSError, AttributeError) as err:
+        except (serial.SerialException, OSError) as err:
+            self._drop_port()
             raise SinkError(f"relay: serial write failed on {self._cfg.port}: {err}") from err
 
+    def _drop_port(self) -> None:
+        import serial
+
+        port, self._port = self._port, None
+        try:
+            port.close()
+        except (serial.SerialException, OSError):
+            pass
+
     def close(self) -> None:
-        if self._port is not None:
-            try:
-                self.set(False)
-            finally:
-                self._port.close()
-                self._port = None
+        if not self._active:
+            return
+        try:
+            self.set(False)
+        finally:
+            self._active = False
+            if self._port is not None:
+                self._drop_port()
 
 
 RELAYS: dict[str, type[GpioRelay] | type[SerialRelay]] = {"gpio": GpioRelay, "serial": SerialRelay}
@@ -135,6 +157,8 @@ class Gate:
         self._thread: threading.Thread | None = None
         self._started = self._closed = False
         self._changed = False  # switched off by the timer; listeners not told yet
+        self._off_failures = 0  # failed "off" writes in a row (logged once, not at every retry)
+        self._last_error = ""
         self._last: dict[str, Any] = {}
         self._counts = dict.fromkeys(
             ("pulses", "skipped_cooldown", "skipped_busy", "skipped_same_pass", "forced_off", "errors"), 0)
@@ -184,14 +208,16 @@ class Gate:
                 return False
             try:
                 self._driver.set(True)
-            except SinkError:
+            except SinkError as err:
                 self._counts["errors"] += 1
+                self._last_error = str(err)
+                logger.error("relay on failed, switching off: %s", err)
                 self._off_at = now  # state unknown: the timer thread drives it off right away
                 self._on, self._on_since = True, now
                 self._cond.notify_all()
                 raise
             self._on, self._on_since, self._last_start = True, now, now
-            self._off_at = now + min(self._cfg.pulse_s, self._cfg.max_on_s)
+            self._off_at = now + self._cfg.pulse_s  # max_on_s has one home: _service_locked
             self._last_pass = pass_id or self._last_pass
             self._counts["pulses"] += 1
             self._last = {"at": iso(self._wall()), "camera_id": camera_id, "reason": reason}
@@ -223,8 +249,14 @@ class Gate:
             self._driver.set(False)
         except SinkError as err:
             self._counts["errors"] += 1
-            logger.error("relay off failed, retrying: %s", err)
+            self._last_error = str(err)
+            if not self._off_failures:
+                logger.error("relay off failed, retrying every %g s: %s", RETRY_OFF_S, err)
+            self._off_failures += 1
             return RETRY_OFF_S
+        if self._off_failures:
+            logger.warning("relay off after %d failed attempts", self._off_failures)
+            self._off_failures = 0
         if now >= limit and self._off_at > limit:
             self._counts["forced_off"] += 1
             logger.warning("relay forced off after max_on_s=%g", self._cfg.max_on_s)
@@ -269,8 +301,9 @@ class Gate:
         return self._thread is None or self._thread.is_alive() or self._closed
 
     def stats(self) -> dict[str, Any]:
+        # "on" until an off is confirmed: a board that stopped answering is not reported off
         return {"type": self._cfg.type, "state": "on" if self._on else "off", **self._counts,
-                "last_pulse": dict(self._last) or None}
+                "last_error": self._last_error or None, "last_pulse": dict(self._last) or None}
 
     def close(self) -> None:
         """Drive off and release the hardware; idempotent."""
