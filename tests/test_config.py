@@ -269,3 +269,14 @@ def test_kinds_are_literals():
                 assert typing.get_origin(tp) is typing.Literal, f"{cls.__name__}.{name}"
                 found.append(name)
     assert set(found) == kinds
+
+
+def test_pulse_longer_than_max_on_is_refused_naming_the_key(tmp_path, capsys):
+    p = tmp_path / "relay.toml"
+    relay = '[relay]\ntype = "gpio"\npin = "17"\nmax_on_s = 5.0\npulse_s = {}\n'
+    p.write_text(MINIMAL + relay.format(5.5))
+    assert main(["check-config", "-c", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "relay.pulse_s: must be <= max_on_s (5.0)" in err and "Traceback" not in err
+    p.write_text(MINIMAL + relay.format(5.0))  # equal is allowed
+    assert main(["check-config", "-c", str(p)]) == 0

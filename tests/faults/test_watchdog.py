@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gpiozero.pins.mock import MockFactory, MockPin
 
 from agent.notify import Notifier
 from tests.faults.conftest import Pings, agent_config, wait_until
@@ -91,3 +92,34 @@ def test_hung_camera_read_is_not_a_wedge(tmp_path: Path, notify, start_agent) ->
     wait_until(lambda: (s := agent.status())[0] == 503 and s[1]["cameras"]["gate"]["stalls"] >= 1,
                what="the capture's read watchdog on /status")
     assert pings.count(2.0) >= 2 and agent.service.watchdog.healthy()  # ...but not restarted for
+
+
+class DyingPin(MockPin):
+    """Once armed, the next "off" write ends the thread that makes it (an exception no catch-all takes)."""
+
+    armed = False
+
+    def _set_state(self, value: bool) -> None:
+        if self.armed and not value:
+            self.armed = False
+            raise SystemExit("relay thread killed")
+        super()._set_state(value)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the point
+def test_dead_relay_thread_stops_the_pings_and_says_which(tmp_path: Path, notify, start_agent, caplog) -> None:
+    pings, notifier = notify
+    factory = MockFactory(pin_class=DyingPin)
+    cfg = agent_config(tmp_path, cameras=[{"id": "gate", "source": "fake://", "read_timeout_s": 1.0}],
+                       relay={"type": "gpio", "pin": "17", "pulse_s": 0.2, "cooldown_s": 0.0})
+    agent = start_agent(cfg, notifier=notifier, stall_s=STALL_S, source_factory=lambda cam: StillCamera(),
+                        relay_kw={"pin_factory": factory})
+    assert pings.count(1.0) >= 1 and agent.service.watchdog.healthy()
+    pin = factory.pin(17)
+    pin.armed = True
+    assert agent.service.parts.outputs.relay.pulse("gate")  # the timer thread dies making the off
+    wait_until(lambda: not agent.service.watchdog.healthy(), what="the dead relay thread noticed")
+    assert agent.service.watchdog.stalled() == ["relay"]
+    assert pin.state == 1  # still on: only a restart (off at start) can help, so the pings must stop
+    assert pings.count(1.0) == 0
+    assert "threads stalled or dead: relay" in caplog.text
