@@ -1,7 +1,8 @@
 """Durable outbox for crops that could not be read yet: a crop codec over the agent's sqlite outbox.
 
 FIFO across restarts, bounded (oldest dropped first and counted). A crop leaves only when the worker
-``delete``s it after a successful read, so each parked crop is handed on exactly once.
+``delete``s it after its read was delivered: each parked crop is handed on at least once, and twice
+only when the process dies between the delivery and the delete.
 """
 
 from __future__ import annotations

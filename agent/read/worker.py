@@ -114,6 +114,7 @@ class ReadWorker:
         self._last_error: str | None = None
         self._usage: dict[str, Any] | None = None
         self._reachable: bool | None = None  # the last upload or usage poll was answered and accepted
+        self._undeleted: set[int] = set()  # outbox ids delivered whose delete failed: never read again
         self.last_progress = clock()  # the service's watchdog checks that this moves
 
     # ------------------------------------------------------------ any thread
@@ -246,7 +247,7 @@ class ReadWorker:
             if now < self._resume_at:
                 self._halt.wait(min(POLL_S, self._resume_at - now))
                 return
-            head = self._outbox.peek() if self._outbox is not None else None
+            head = self._head()
             crop = None if head is not None else self._next_fresh(POLL_S)
             if head is not None:
                 self._process(head[1], head[0])  # the probe: does the service answer again?
@@ -257,13 +258,27 @@ class ReadWorker:
         if crop is not None:  # fresh crops first: they can still open the gate
             self._process(crop, None)
             return
-        head = self._outbox.peek() if self._outbox is not None else None
+        head = self._head()
         if head is not None:
             self._process(head[1], head[0])
             return
         crop = self._next_fresh(POLL_S * 2)
         if crop is not None:
             self._process(crop, None)
+
+    def _head(self) -> tuple[int, PlateCrop] | None:
+        """The oldest parked crop not yet delivered. Deletes that failed after a delivery come
+        first; while they still fail (disk full) the outbox waits and fresh crops go on."""
+        if self._outbox is None:
+            return None
+        for item_id in sorted(self._undeleted):
+            try:
+                self._outbox.delete(item_id)
+            except OutboxError:
+                return None  # logged when it first failed
+            self._undeleted.discard(item_id)
+            logger.info("reader: a delivered crop left the outbox at last id=%d", item_id)
+        return self._outbox.peek()
 
     def _next_fresh(self, block_s: float) -> PlateCrop | None:
         """The next queued crop still young enough to decide on; older ones go to the outbox."""
@@ -357,8 +372,6 @@ class ReadWorker:
             return
 
     def _succeed(self, crop: PlateCrop, item_id: int | None, reads: list[PlateRead]) -> None:
-        if item_id is not None and self._outbox is not None:
-            self._outbox.delete(item_id)  # before delivery: a crash here re-reads, never re-delivers
         if self._paused:
             logger.info(
                 "reader: service answers again after %.0f s (was %s)",
@@ -378,6 +391,16 @@ class ReadWorker:
         if late:
             reads = [dataclasses.replace(r, late=True) for r in reads]
         self._deliver(crop, reads)
+        if item_id is not None and self._outbox is not None:
+            # after delivery: a crash in between reads and delivers the crop again after the
+            # restart (at least once, never lost)
+            try:
+                self._outbox.delete(item_id)
+            except OutboxError as err:
+                self._undeleted.add(item_id)
+                logger.error("reader: could not delete a delivered crop from the outbox: %s", err)
+                with self._lock:
+                    self._errors["outbox"] += 1
 
     def _deliver(self, crop: PlateCrop, reads: list[PlateRead] | None) -> None:
         """``reads`` None: no answer (parked or dropped), which is not "no plate found"."""

@@ -2,12 +2,15 @@
 
 Prints one JSON line per event on stdout: {"depth": n} whenever the outbox depth changes, and
 {"read": frame_seq, "plate": ..., "late": ...} per read. Token from PLATE_RECOGNIZER_TOKEN.
+``--die-in-delivery SEQ``: the process SIGKILLs itself while the read of crop SEQ is being delivered.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import threading
 import time
@@ -27,6 +30,7 @@ def main() -> int:
     ap.add_argument("--submit", type=int, default=0, help="crops to offer, seq 0..N-1")
     ap.add_argument("--expect", type=int, default=0, help="exit 0 after this many reads (0 = run until killed)")
     ap.add_argument("--rate", type=float, default=0.0)
+    ap.add_argument("--die-in-delivery", type=int, default=-1, help="SIGKILL while delivering this crop's read")
     args = ap.parse_args()
 
     out_lock = threading.Lock()
@@ -41,6 +45,9 @@ def main() -> int:
     def on_answer(crop: PlateCrop, answer: Sequence[PlateRead]) -> None:
         for read in answer:
             seq = read.crop.frame_seq if read.crop else -1
+            if seq == args.die_in_delivery:
+                emit({"delivering": seq})
+                os.kill(os.getpid(), signal.SIGKILL)
             reads.append(seq)
             emit({"read": seq, "plate": read.plate, "late": read.late})
 
