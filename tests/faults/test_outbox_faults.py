@@ -81,6 +81,13 @@ class Child:
     def text(self) -> str:
         return "".join(self.log)
 
+    def logged(self, words: str, times: int) -> bool:
+        """Whether ``words`` were logged ``times`` times (stderr comes through a thread: wait for it)."""
+        deadline = time.monotonic() + 10.0
+        while self.text().count(words) < times and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.text().count(words) == times
+
     def ask(self, command: str) -> dict[str, Any]:
         """Send a command; its answer (everything printed before it is kept in ``lines``)."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -125,7 +132,7 @@ def test_full_disk_while_parking_and_deleting_is_counted_and_loses_nothing_else(
         proc.ask("submit 2 4")  # these two cannot be parked
         s = proc.stats_when(lambda s: s["dropped"].get("outbox_error") == 2)
         assert s["alive"] and s["outbox"]["depth"] == 2 and s["parked"] == {"unavailable": 2}
-        assert proc.text().count("could not park a crop") == 2
+        assert proc.logged("could not park a crop", 2)
         proc.ask("free")
         proc.ask("submit 4 5")
         proc.stats_when(lambda s: s["outbox"]["depth"] == 3)  # 0, 1 and 4
@@ -140,7 +147,9 @@ def test_full_disk_while_parking_and_deleting_is_counted_and_loses_nothing_else(
         assert {d["no_answer"] for d in proc.lines if "no_answer" in d} == {0, 1, 2, 3, 4}  # handed back
         assert s["dropped"] == {"outbox_error": 2}  # the only loss, counted
         assert [r.status for r in pr_server.lookups()].count(200) == 3
-        assert proc.text().count("could not delete a delivered crop") == 1  # once, then retried quietly
+        assert proc.logged("could not delete a delivered crop", 1)  # once, then retried quietly
     finally:
         assert proc.close() == 0
     assert "Traceback" not in proc.text(), proc.text()
+    assert proc.text().count("could not park a crop") == 2
+    assert proc.text().count("could not delete a delivered crop") == 1
