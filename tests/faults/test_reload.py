@@ -26,9 +26,10 @@ def test_sighup_reloads_the_rules_and_the_next_car_opens_the_gate(
     board = LcusEmulator()
     toml = (f'[[cameras]]\nid = "gate"\nsource = "{clips(("AB12 CDE",))}"\ntype = "file"\nloop = true\n'
             'fps_max = 15.0\n'
-            '[crop]\npass_gap_s = 0.5\n'  # every lap of the clip is a new car
+            '[upload]\npass_gap_s = 0.5\n'  # every lap of the clip is a new car
             f'[reader]\n{READER.format(url=pr_sdk_server.url)}'
-            f'[rules]\nfile = "{rules}"\nreload_check_s = 3600.0\npass_window_s = 0.5\nrearm_s = 0.0\n'
+            f'[rules]\nfile = "{rules}"\nreload_check_s = 3600.0\n'
+            '[decision]\npass_window_s = 0.5\nrearm_s = 0.0\n'
             f'[relay]\ntype = "serial"\nport = "{board.port}"\npulse_s = 0.2\ncooldown_s = 0.0\n')
     agent = Agent(tmp_path, toml)
     try:
