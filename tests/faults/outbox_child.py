@@ -37,8 +37,8 @@ def main() -> int:
             sys.stdout.write(json.dumps(doc) + "\n")
             sys.stdout.flush()
 
-    def on_result(crop: PlateCrop, reads: Sequence[PlateRead]) -> None:
-        emit({"read": crop.frame_seq} if reads else {"no_answer": crop.frame_seq})
+    def on_result(crop: PlateCrop, reads: Sequence[PlateRead] | None) -> None:
+        emit({"no_answer": crop.frame_seq} if reads is None else {"read": crop.frame_seq})
 
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG), as on a full disk
     _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from agent.read import CloudReader
@@ -42,10 +42,10 @@ def test_crop_throttled_too_often_is_parked_then_read_once(pr_server: PRServer, 
     cfg = reader_cfg(pr_server.url)
     reader = CloudReader(cfg, token=PR_TOKEN)
     outbox = Outbox(tmp_path / "outbox.sqlite3").open()
-    results: list[tuple[PlateCrop, list[PlateRead]]] = []
+    results: list[tuple[PlateCrop, Sequence[PlateRead] | None]] = []
     stop = threading.Event()
     # a large max age: the fast clock must not make the crop stale (stale crops are parked too)
-    worker = ReadWorker(reader, outbox, cfg, lambda c, r: results.append((c, list(r))), stop,
+    worker = ReadWorker(reader, outbox, cfg, lambda c, r: results.append((c, r)), stop,
                         max_decision_age_s=3600.0, clock=FastClock())
     pr_server.outage = "429"
     worker.start()
@@ -53,7 +53,7 @@ def test_crop_throttled_too_often_is_parked_then_read_once(pr_server: PRServer, 
         crop = make_crop(7)
         assert worker.submit(crop)
         wait_until(lambda: worker.stats()["parked"] == {"throttled": 1} and outbox.depth() == 1, what="parked")
-        assert results == [(crop, [])]  # handed back unread: the pipeline may try a better frame
+        assert results == [(crop, None)]  # no answer now: the pipeline may try another frame
         assert len(pr_server.lookups()) >= MAX_THROTTLE_RETRIES + 1
         assert set(pr_server.statuses()) == {429}
 
@@ -67,6 +67,7 @@ def test_crop_throttled_too_often_is_parked_then_read_once(pr_server: PRServer, 
         outbox.close()
         reader.close()
     parked_copy, reads = results[1]
+    assert reads is not None
     assert parked_copy.frame_seq == 7 and parked_copy.jpeg == crop.jpeg
     assert [r.plate for r in reads] == ["ABC123"]
     assert pr_server.statuses().count(200) == 1  # read once, not lost and not twice
