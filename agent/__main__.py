@@ -83,10 +83,14 @@ def run_service(cfg: config.Config, *, extra_sinks: Sequence[Sink] = (), stop_wh
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .failsafe import drive_off, remember
+
     setup_logging(args.log_level or "info")  # until the config says otherwise
+    drive_off(args.config)  # first: a start that fails below must not leave a latched relay on
     cfg = load_run_config(args.config)
     if cfg is None:
         return EXIT_CONFIG
+    remember(cfg)
     setup_logging(args.log_level or cfg.log_level)
     sinks = []
     if args.print_events:
