@@ -24,7 +24,7 @@ def test_broker_restart_mid_run_loses_no_event(tmp_path: Path, clips, mqtt_broke
                       "fps_max": 15.0}],
             mqtt={"enabled": True, "port": mqtt_broker.port, "prefix": "fa", "reconnect_min_s": 0.5,
                   "reconnect_max_s": 1.0},
-            rules={"pass_window_s": 1.0},
+            decision={"pass_window_s": 1.0},
         )
         agent = start_agent(cfg)
         wait_until(lambda: agent.doc()["mqtt"]["connected"], what="connected to the broker")

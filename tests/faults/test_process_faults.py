@@ -77,7 +77,7 @@ def test_sigkill_mid_pulse_and_outage_then_restart_drains_and_relay_off(
     server = pr_sdk_server
     server.texts.extend(["AB12CDE", "XX99XXX"])
     common = (f'[reader]\n{READER.format(url=server.url)}'
-              '[rules]\nallow = [{ plate = "AB12 CDE" }]\npass_window_s = 1.0\nmax_decision_age_s = 1.0\n'
+              '[rules]\nallow = [{ plate = "AB12 CDE" }]\n[decision]\npass_window_s = 1.0\nmax_decision_age_s = 1.0\n'
               f'[relay]\ntype = "serial"\nport = "{lcus.port}"\npulse_s = 30.0\nmax_on_s = 60.0\ncooldown_s = 0.0\n')
     cam = '[[cameras]]\nid = "gate"\nsource = "{}"\ntype = "file"\nfps_max = 15.0\n'
     first = Agent(tmp_path, cam.format(clips(("AB12 CDE", "XX99 XXX"))) + common, "first")

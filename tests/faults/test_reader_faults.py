@@ -32,8 +32,8 @@ def reader_agent(tmp_path: Path, clip: Path, server: PRServer, start_agent: Call
         cameras=[{"id": "gate", "source": str(clip), "type": "file", "fps_max": 15.0}],
         reader={"type": "sdk", "url": server.url, **FAST_READER, **(reader or {})},
         # reads older than 1 s never open the gate: an outage of a few seconds makes every read late
-        rules={"allow": [{"plate": "AB12 CDE"}], "deny": [{"plate": "XX99 XXX"}], "pass_window_s": 1.5,
-               "max_decision_age_s": 1.0},
+        rules={"allow": [{"plate": "AB12 CDE"}], "deny": [{"plate": "XX99 XXX"}]},
+        decision={"pass_window_s": 1.5, "max_decision_age_s": 1.0},
         relay={"type": "gpio", "pin": "17", "pulse_s": 0.2, "cooldown_s": 0.0},
         **sections,
     )
