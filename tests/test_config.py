@@ -7,6 +7,7 @@ import re
 import typing
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -280,3 +281,10 @@ def test_pulse_longer_than_max_on_is_refused_naming_the_key(tmp_path, capsys):
     assert "relay.pulse_s: must be <= max_on_s (5.0)" in err and "Traceback" not in err
     p.write_text(MINIMAL + relay.format(5.0))  # equal is allowed
     assert main(["check-config", "-c", str(p)]) == 0
+
+
+def test_the_readme_walkthrough_config_validates_without_warnings():
+    blocks = re.findall(r"```toml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert blocks
+    for block in blocks:
+        assert config.parse(tomllib.loads(block)).warnings == ()
