@@ -139,8 +139,10 @@ def read_rules_file(path: Path) -> list[tuple[str, RuleEntry, int]]:
         raise ConfigError(f"rules.file: cannot read {path}: {err}") from err
     rows: list[tuple[str, RuleEntry, int]] = []
     errors: list[str] = []
+    reader = csv.reader(lines)
     try:
-        for lineno, row in enumerate(csv.reader(lines), 1):
+        for row in reader:
+            lineno = reader.line_num  # the row's last line: a quoted cell may span lines
             where = f"rules.file: {path}:{lineno}: "
             cells = [c.strip() for c in row]
             if not any(cells) or cells[0].startswith("#") or (lineno == 1 and cells[0].lower() == "plate"):
