@@ -2,8 +2,9 @@
 
 Cloud (token) or SDK (no token) flavour, throttling, 413, programmable faults, latency, the
 vehicle-mode shape, /info/ and /v1/statistics/. It records every request for assertions. The plate
-text of an answer comes from the test: ``plate_for(request)``, a queue ``texts``, a per-camera
-``plates`` mapping, else ``default_text``.
+texts of an answer come from the test: ``read_image(request, decoded image)`` (a reader simulator
+that judges the pixels: one result per plate it returns, none for []), ``plate_for(request)``, a
+queue ``texts``, a per-camera ``plates`` mapping, else ``default_text``.
 
     server = PRServer(token="t").start()
     server.faults.extend(["502", "slow"])   # the next two lookups fail
@@ -118,6 +119,7 @@ class PRServer:
         self.texts: collections.deque[str] = collections.deque()
         self.plates: dict[str, str] = {}
         self.plate_for: Callable[[Recorded], str | None] | None = None
+        self.read_image: Callable[[Recorded, Any], list[str]] | None = None  # (request, BGR image) -> texts
         self.faults: collections.deque[str] = collections.deque()  # next lookups, one each
         self.outage: str | None = None  # a fault for every lookup while set
         self.requests: list[Recorded] = []
@@ -220,10 +222,20 @@ class PRServer:
         cam = (rec.fields.get("camera_id") or [""])[0]
         return self.plates.get(cam, self.default_text)
 
-    def answer(self, rec: Recorded) -> dict[str, Any]:
+    def answer(self, rec: Recorded, image: Any = None) -> dict[str, Any]:
         """A plausible lookup answer for a decoded upload of ``rec.image_size``."""
+        if self.read_image is not None and image is not None:
+            texts = [t.lower() for t in self.read_image(rec, image)]
+            doc = self._answer(rec, texts[0] if texts else "")
+            if len(texts) > 1 and "candidates" in (doc["results"] or [{}])[0]:
+                first = doc["results"][0]
+                doc["results"] += [{**first, "plate": t, "candidates": [{"score": 0.904, "plate": t}]}
+                                   for t in texts[1:]]
+            return doc
+        return self._answer(rec, self._text(rec).lower())
+
+    def _answer(self, rec: Recorded, text: str) -> dict[str, Any]:
         w, h = rec.image_size or (100, 50)
-        text = self._text(rec).lower()
         box = {"xmin": round(w * 0.1), "ymin": round(h * 0.25), "xmax": round(w * 0.9), "ymax": round(h * 0.75)}
         vbox = {"xmin": 0, "ymin": 0, "xmax": w, "ymax": h}
         region = ((rec.fields.get("regions") or ["us"])[0]).lower()
@@ -374,7 +386,7 @@ class _Handler(BaseHTTPRequestHandler):
         if img is None:
             return self._send(rec, 400, {"upload": ["Upload a valid image."]})
         rec.image_size = (img.shape[1], img.shape[0])
-        doc = srv.answer(rec)
+        doc = srv.answer(rec, img)
         with srv._lock:
             srv.calls += 1
         self._send(rec, 200, doc)

@@ -13,13 +13,15 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 
-from agent import scene
+from agent import scene, scene_looks
 from agent.plates import canonical, distance
 from agent.scene import SceneSpec, VehicleTruth, render
+from agent.types import Image
 
 CACHE = Path(os.environ.get("PLATE_AGENT_BENCH_CACHE", Path(tempfile.gettempdir()) / "plate-agent-bench"))
 BITRATE_KBPS = 4000  # 720p with sensor noise: enough that the plates stay sharp
@@ -28,16 +30,20 @@ BITRATE_KBPS = 4000  # 720p with sensor noise: enough that the plates stay sharp
 def spec_key(spec: SceneSpec) -> str:
     """Changes with the spec, the encoder settings and the drawing code."""
     doc = json.dumps(dataclasses.asdict(spec), sort_keys=True, default=list)
-    drawing = Path(scene.__file__).read_bytes()
+    drawing = Path(scene.__file__).read_bytes() + Path(scene_looks.__file__).read_bytes()
     return hashlib.sha256(f"{doc}|{BITRATE_KBPS}|".encode() + drawing).hexdigest()[:16]
 
 
-def encode_h264(spec: SceneSpec, path: Path) -> list[VehicleTruth]:
-    """Render ``spec`` into ``path`` (H.264 MP4, one keyframe a second); returns the ground truth."""
+def encode_h264(spec: SceneSpec, path: Path, on_frame: Callable[[int, Image], None] | None = None,
+                on_truths: Callable[[list[VehicleTruth]], None] | None = None) -> list[VehicleTruth]:
+    """Render ``spec`` into ``path`` (H.264 MP4, one keyframe a second); returns the ground truth.
+    ``on_truths`` sees the ground truth before the first frame, ``on_frame`` every frame drawn."""
     gst = shutil.which("gst-launch-1.0")
     if gst is None:
         raise RuntimeError("gst-launch-1.0 not found (apt: gstreamer1.0-tools)")
     frames, truths, _ = render(spec)
+    if on_truths is not None:
+        on_truths(truths)
     fps = round(spec.fps)
     pipeline = (
         f"fdsrc fd=0 blocksize={spec.width * spec.height * 3} "
@@ -49,7 +55,9 @@ def encode_h264(spec: SceneSpec, path: Path) -> list[VehicleTruth]:
     proc = subprocess.Popen([gst, "-q", *pipeline.split()], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdin is not None
     try:
-        for img in frames:
+        for i, img in enumerate(frames):
+            if on_frame is not None:
+                on_frame(i, img)
             proc.stdin.write(img.tobytes())
     finally:
         proc.stdin.close()

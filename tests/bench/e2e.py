@@ -42,7 +42,7 @@ log_level = "warning"
 [reader]
 type = "sdk"
 url = "{api}"
-rate_per_s = 0.0
+rate_per_s = {rate}
 usage_poll_s = 0.0
 
 [rules]
@@ -238,7 +238,7 @@ def run_agent(clip: Path, spec: SceneSpec, truths: list[VehicleTruth], *, camera
         assert rig.server is not None
         cfg = CONFIG.format(
             cameras="".join(CAMERA.format(n=i + 1, url=server.url) for i in range(cameras)),
-            api=rig.server.url, allow=", ".join(f'{{plate = "{v.plate}"}}' for v in truths),
+            api=rig.server.url, rate=0.0, allow=", ".join(f'{{plate = "{v.plate}"}}' for v in truths),
             relay_port=relay.port, mqtt=str(broker is not None).lower(),
             mqtt_port=broker.port if broker else 1883, state=work / "state")
         (work / "agent.toml").write_text(cfg)

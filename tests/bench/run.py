@@ -2,6 +2,7 @@
 and 1/2/4 cameras; one table on stdout, everything as JSON with ``--json``. See BENCHMARKS.md.
 
     .venv/bin/python -m tests.bench.run [--json bench.json] [--vehicles 10] [--reader-latency-s 0]
+    .venv/bin/python -m tests.bench.run --scenes [--scene edge,signs] [--clients sdk,cloud,naive]
 
 Needs Debian's python3 with GStreamer's RTSP server (as the RTSP tests do); mosquitto for the MQTT
 latency (skipped without it); ../shared/data/plates for the detector figures (skipped without it).
@@ -26,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from agent.scene import SceneSpec, plate_texts
-from tests.bench import e2e, idle_cpu
+from tests.bench import e2e, gate, idle_cpu
+from tests.bench.gate_score import gate_table
+from tests.bench.scenes import SCENES
 from tests.bench.clip import real_plates, scene_clip
 from tests.fixtures_rtsp import rtsp_unavailable
 
@@ -99,11 +102,18 @@ def main(argv: list[str] | None = None) -> int:
                     help="annotated plate images: eval-detector, and the scene's plates when present")
     ap.add_argument("--plates", choices=("auto", "real", "drawn"), default="auto",
                     help="scene plates: cut from --data (auto: when present) or drawn")
+    ap.add_argument("--scenes", action="store_true",
+                    help="only the gate scenes (tests/bench/scenes.py): a few minutes")
+    ap.add_argument("--scene", default="", help=f"with --scenes: comma list of {', '.join(SCENES)} (default all)")
+    ap.add_argument("--clients", default=",".join(gate.CLIENTS),
+                    help="with --scenes: comma list of sdk (reader 0 s), cloud (1 call/s), naive")
     args = ap.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     why = rtsp_unavailable()
     if why:
         raise SystemExit(f"RTSP test server unavailable: {why}")
+    if args.scenes or args.scene:
+        return run_scenes(args)
     t_start = time.monotonic()
     doc: dict[str, Any] = {"machine": machine(), "load_start": loadavg(), "args": vars(args)}
     log(f"load average {doc['load_start']:.2f}; {doc['machine']['nproc']} CPUs")
@@ -138,6 +148,31 @@ def main(argv: list[str] | None = None) -> int:
     doc["load_end"] = loadavg()
     doc["duration_s"] = round(time.monotonic() - t_start, 1)
     print(table(doc))
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+    return 0
+
+
+def run_scenes(args: argparse.Namespace) -> int:
+    names = [n for n in args.scene.split(",") if n] or list(SCENES)
+    unknown = [n for n in names if n not in SCENES]
+    if unknown:
+        raise SystemExit(f"unknown scene(s) {', '.join(unknown)}; known: {', '.join(SCENES)}")
+    clients = tuple(c for c in args.clients.split(",") if c)
+    t_start = time.monotonic()
+    doc: dict[str, Any] = {"machine": machine(), "load_start": loadavg(), "args": vars(args), "scenes": []}
+    log(f"load average {doc['load_start']:.2f}; {doc['machine']['nproc']} CPUs; gate scenes {', '.join(names)}")
+    for name in names:
+        log(f"scene {name}: rendering/encoding (cached), then {', '.join(clients)} on one stream")
+        result = gate.run_scene(name, SCENES[name](), clients)
+        doc["scenes"].append(result)
+        log(f"scene {name}: " + ", ".join(f"{c} {result[c]['calls']} calls" for c in clients if c in result))
+    doc["load_end"] = loadavg()
+    doc["duration_s"] = round(time.monotonic() - t_start, 1)
+    m = doc["machine"]
+    print(gate_table(doc["scenes"], clients))
+    print(f"\n{m['date']}, {m['nproc']} × {m['cpu']}, Python {m['python']}, load {doc['load_start']:.2f} → "
+          f"{doc['load_end']:.2f}, {doc['duration_s']} s in all")
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
     return 0
