@@ -376,6 +376,8 @@ def static_objects(spec: SceneSpec) -> list[StaticTruth]:
             cw, ch = int(520 * pk.scale), int(360 * pk.scale)
             out.append(StaticTruth("car", pk.plate, [cx - cw // 2, bottom - ch, cx + cw // 2, bottom],
                                    list(_plate_box(cx, bottom, pk.scale))))
+    for o in out:  # the part in view
+        o.box = [max(0, o.box[0]), max(0, o.box[1]), min(w, o.box[2]), min(h, o.box[3])]
     return out
 
 

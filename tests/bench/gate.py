@@ -220,7 +220,7 @@ def run_scene(name: str, spec: SceneSpec, clients: tuple[str, ...] = CLIENTS) ->
     """One scene, every client watching the same stream at the same time; scored per client."""
     clip, truths = gate_clip(spec)
     statics = static_objects(spec)
-    judge, locator = make_judge(spec), StaticLocator(spec, statics)
+    judge, locator = make_judge(spec).warm(), StaticLocator(spec, statics)
     work = Path(tempfile.mkdtemp(prefix=f"bench-gate-{name}-"))
     server, frames = serve(clip, spec, work, "gate")
     allow = [v.plate for v in truths]

@@ -92,6 +92,13 @@ class PlateJudge:
         self._template = functools.lru_cache(maxsize=8192)(self._grey_template)
         self._scaled_cached = functools.lru_cache(maxsize=8192)(self._scaled)
 
+    def warm(self) -> PlateJudge:
+        """Draw every template once now, so the first reads are as fast as the later ones."""
+        for k in range(len(self.plates)):
+            for width in range(self.min_width_px, self.max_width_px + 1):
+                self._template(k, width)
+        return self
+
     def _grey_template(self, k: int, width: int) -> Image:
         return _grey(self.plates[k].picture(width))
 
