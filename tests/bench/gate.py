@@ -244,6 +244,7 @@ def run_scene(name: str, spec: SceneSpec, clients: tuple[str, ...] = CLIENTS) ->
             c.pump.join(5)
     finally:
         for c in started:
+            stop(c.proc)  # a no-op when it has ended; stops it when the run was interrupted
             if c.relay is not None:
                 c.relay.close()
             c.reader.close()
