@@ -302,7 +302,7 @@ def render(spec: SceneSpec) -> tuple[Iterator[Image], list[VehicleTruth], int]:
                 # a dark coat on grey asphalt: different enough to wake the motion gate
                 cv2.ellipse(img, (px, int(h * 0.42)), (18, 55), 0, 0, 360, (45, 40, 60), -1)
             if spec.night:
-                img = looks.night(img, spec.night, lit, _static_plates(spec))
+                img = looks.night(img, spec.night, lit, _static_plates(spec) + [_plate_box(*p) for p in lit])
             if spec.brightness_drift:
                 shift = spec.brightness_drift * (total / fps) / 4 * np.sin(2 * np.pi * i / max(1, total))
                 step = np.full_like(img, int(abs(shift)))

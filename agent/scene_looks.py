@@ -75,12 +75,12 @@ def draw_van_side(img: Image, cx: int, bottom: int, scale: float, colour: tuple[
 
 def night(img: Image, strength: float, vehicles: Sequence[tuple[int, int, float]],
           plates: Sequence[tuple[int, int, int, int]]) -> Image:
-    """Night through an IR camera: monochrome and dark, retro-reflective plates bright, and the
-    headlights of every vehicle in view (pose: centre, bumper, scale) blooming over its front."""
+    """Night through an IR camera: monochrome and dark, retro-reflective ``plates`` (boxes) bright,
+    and the headlights of every vehicle in view (pose: centre, bumper, scale) blooming over its front."""
     h, w = img.shape[:2]
     grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).astype(np.float32)
     out = grey * (1.0 - 0.78 * strength)
-    boxes = list(plates) + [_front_plate(cx, bottom, s) for cx, bottom, s in vehicles]
+    boxes = list(plates)
     for x1, y1, x2, y2 in boxes:  # IR light comes back from the plate
         xa, ya, xb, yb = max(0, x1), max(0, y1), min(w, x2 + 1), min(h, y2 + 1)
         if xa < xb and ya < yb:
@@ -100,13 +100,6 @@ def night(img: Image, strength: float, vehicles: Sequence[tuple[int, int, float]
     out += cv2.resize(glow, (w, h), interpolation=cv2.INTER_LINEAR)[:h, :w]
     grey8 = np.clip(out, 0, 255).astype(np.uint8)
     return np.asarray(cv2.cvtColor(grey8, cv2.COLOR_GRAY2BGR), np.uint8)
-
-
-def _front_plate(cx: int, bottom: int, scale: float) -> tuple[int, int, int, int]:
-    w, h = int(520 * scale), int(360 * scale)
-    pw = int(w * 0.36)
-    x, y = cx - pw // 2, bottom - int(h * 0.19)
-    return x, y, x + pw, y + max(8, int(pw / 4.5))
 
 
 def rain_layers(w: int, h: int, strength: float, rng: np.random.Generator, n: int = 8) -> list[Image]:
