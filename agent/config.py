@@ -230,6 +230,13 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class ClockConfig:
+    # the wall clock is right from boot (an RTC board): dated and scheduled rules, and ages across
+    # a reboot, need not wait for NTP to synchronise it
+    trusted: bool = opt(False)
+
+
+@dataclass(frozen=True)
 class StatusConfig:
     enabled: bool = opt(True)
     bind: str = opt("127.0.0.1")
@@ -290,6 +297,7 @@ class Config:
     relay: RelayConfig = opt(factory=RelayConfig)
     webhooks: list[WebhookConfig] = opt(factory=list)
     storage: StorageConfig = opt(factory=StorageConfig)
+    clock: ClockConfig = opt(factory=ClockConfig)
     status: StatusConfig = opt(factory=StatusConfig)
     log_level: LogLevel = opt("info")
     path: str = not_a_key("")  # where it was loaded from
@@ -445,6 +453,7 @@ def state_dir(cfg: StorageConfig, environ: typing.Mapping[str, str] | None = Non
 
 __all__ = [
     "CameraConfig",
+    "ClockConfig",
     "Config",
     "CropConfig",
     "DecisionConfig",

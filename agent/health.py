@@ -42,6 +42,7 @@ class Report:
             "dispatch": parts.dispatcher.stats(),
             "decide": parts.decider.stats(),
             "rules": parts.rules.stats(),
+            "clock": parts.clock.stats(),
             "relay": outputs.relay.stats() if outputs.relay is not None else None,
             "mqtt": outputs.mqtt.stats() if outputs.mqtt is not None else None,
             "webhooks": {w.name: w.sink.stats() for w in outputs.webhooks},

@@ -2,6 +2,11 @@
 
 Generic: an item is a key (e.g. an MQTT topic), a byte body and a small JSON meta dict. The owner
 deletes an item once its delivery is confirmed. Bounded by count, size and age (oldest dropped first).
+
+Ages are monotonic within a boot: each row keeps the boot id and monotonic time it was put in, so a
+wall clock stepped by NTP never expires anything. A row from an earlier boot is aged by the wall
+clock only when both its stamp and the clock now are synchronised; otherwise its age is unknown and
+counts from the first time this boot sees it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from . import timebase
 from .config import StorageConfig
 from .errors import AgentError
 
@@ -25,8 +31,11 @@ T = TypeVar("T")
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " key TEXT NOT NULL, body BLOB NOT NULL, meta TEXT NOT NULL, created REAL NOT NULL)"
+    " key TEXT NOT NULL, body BLOB NOT NULL, meta TEXT NOT NULL, created REAL NOT NULL,"
+    " boot TEXT, mono REAL, synced INTEGER NOT NULL DEFAULT 0)"
 )
+# columns added since the first release: a database written by it gets them, NULL (age unknown)
+_ADDED = (("boot", "TEXT"), ("mono", "REAL"), ("synced", "INTEGER NOT NULL DEFAULT 0"))
 
 
 class OutboxError(AgentError, OSError):
@@ -39,20 +48,25 @@ class Item:
     key: str
     body: bytes
     meta: dict[str, Any]
-    created: float  # wall time it was put
+    created: float  # wall time it was put (corrected once the clock is synchronised)
 
 
 class Outbox:
     """Thread-safe; every method is one short transaction under one lock. Opens nothing until used."""
 
     def __init__(self, path: str | Path, cfg: StorageConfig | None = None, *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, mono: Callable[[], float] = time.monotonic,
+                 boot_id: Callable[[], str] = timebase.boot_id,
+                 synchronised: Callable[[], bool] = timebase.system_synchronised) -> None:
         cfg = cfg or StorageConfig()
         self.path = Path(path)
         self.max_items = cfg.outbox_max_items
         self.max_bytes = int(cfg.outbox_max_mb * 1_000_000)
         self.max_age_s = cfg.outbox_max_age_s
-        self._clock = clock
+        self._wall = wall
+        self._mono = mono
+        self._boot_id = boot_id
+        self._synchronised = synchronised
         self._db: sqlite3.Connection | None = None
         self._closed = False
         self._lock = threading.Lock()
@@ -73,6 +87,10 @@ class Outbox:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
                 db.execute(_SCHEMA)
+                have = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+                for name, kind in _ADDED:
+                    if name not in have:
+                        db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {kind}")
                 db.commit()
             except (sqlite3.Error, OSError) as err:
                 raise OutboxError(f"cannot open outbox {self.path}: {err}") from err
@@ -92,15 +110,34 @@ class Outbox:
         """Append one item; returns its id. Drops the oldest items beyond the bounds."""
 
         def tx(db: sqlite3.Connection) -> int:
-            cur = db.execute("INSERT INTO outbox (key, body, meta, created) VALUES (?, ?, ?, ?)",
-                             (key, body, json.dumps(meta or {}), self._clock()))
+            cur = db.execute(
+                "INSERT INTO outbox (key, body, meta, created, boot, mono, synced) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key, body, json.dumps(meta or {}), self._wall(), self._boot_id(), self._mono(),
+                 int(self._synchronised())))
             self._trim(db)
             return int(cur.lastrowid or 0)
 
         return self._run(tx)
 
+    def _expire(self, db: sqlite3.Connection) -> int:
+        """Drop rows older than the age bound; returns how many. Brings rows of earlier boots into
+        this boot's monotonic time first, with their true age where it is known."""
+        wall, mono, boot = self._wall(), self._mono(), self._boot_id()
+        if self._synchronised():
+            # stamped before the clock was synchronised in this boot: correct it from the monotonic age
+            db.execute("UPDATE outbox SET created = ? - (? - mono), synced = 1 WHERE boot = ? AND synced = 0",
+                       (wall, mono, boot))
+            # from an earlier boot, stamped on a synchronised clock: its wall age is true
+            db.execute("UPDATE outbox SET boot = ?, mono = ? - MAX(0.0, ? - created)"
+                       " WHERE boot IS NOT ? AND synced = 1", (boot, mono, wall, boot))
+        # an earlier boot with an unsynchronised stamp, or none: age unknown, counted from now;
+        # synchronised stamps of an earlier boot wait (kept) until this boot's clock is synchronised
+        db.execute("UPDATE outbox SET boot = ?, mono = ? WHERE boot IS NOT ? AND synced = 0", (boot, mono, boot))
+        return int(db.execute("DELETE FROM outbox WHERE boot = ? AND mono < ?",
+                              (boot, mono - self.max_age_s)).rowcount)
+
     def _trim(self, db: sqlite3.Connection) -> None:
-        n = db.execute("DELETE FROM outbox WHERE created < ?", (self._clock() - self.max_age_s,)).rowcount
+        n = self._expire(db)
         count, total = db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM outbox").fetchone()
         while count > self.max_items or total > self.max_bytes:
             row = db.execute("SELECT id, LENGTH(body) FROM outbox ORDER BY id LIMIT 1").fetchone()
@@ -138,9 +175,11 @@ class Outbox:
         return int(self._run(lambda db: db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]))
 
     def oldest_age_s(self) -> float | None:
-        """Seconds the oldest item has waited; None when empty."""
-        oldest = self._run(lambda db: db.execute("SELECT MIN(created) FROM outbox").fetchone()[0])
-        return None if oldest is None else max(0.0, self._clock() - oldest)
+        """Seconds the oldest item has waited in this boot's monotonic time; None when empty (or
+        when only items of an earlier boot wait, of an age not known yet)."""
+        boot = self._boot_id()
+        oldest = self._run(lambda db: db.execute("SELECT MIN(mono) FROM outbox WHERE boot = ?", (boot,)).fetchone()[0])
+        return None if oldest is None else max(0.0, self._mono() - oldest)
 
     def close(self) -> None:
         """Idempotent; any later call raises OutboxError."""

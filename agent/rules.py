@@ -2,6 +2,9 @@
 
 Matching compares normalised text (``agent.plates``); "confusions" also equates the usual OCR
 look-alikes (O/0, I/1/L, B/8, S/5, Z/2); "fuzzy" adds an edit distance. Deny beats allow.
+
+Dates and schedules are wall-clock times: until the clock is known to be synchronised, a dated or
+scheduled allow rule is not in force, and a dated or scheduled deny rule is, whatever its dates say.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from .config import RulesConfig
 from .errors import ConfigError
 from .plates import canonical, distance, is_plate, normalize
 from .rulebook import RuleEntry, Window, parse_schedule, parse_when, read_rules_file
+from .timebase import system_synchronised
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +50,18 @@ class Rule:
     def name(self) -> str:
         return f"{self.list}:{self.norm}"
 
-    def inactive_reason(self, camera_id: str, wall: float) -> str:
-        """'' when the rule applies to this camera at this time, else why not."""
+    @property
+    def dated(self) -> bool:
+        """Its validity or schedule depends on the wall clock."""
+        return self.valid_from is not None or self.valid_until is not None or bool(self.schedule)
+
+    def inactive_reason(self, camera_id: str, wall: float, synchronised: bool = True) -> str:
+        """'' when the rule applies to this camera at this time, else why not. On a clock not known
+        to be synchronised the dates cannot be trusted: allow is off, deny is on (fail closed)."""
         if self.cameras and camera_id not in self.cameras:
             return f"not for camera {camera_id}"
+        if self.dated and not synchronised:
+            return "" if self.list == "deny" else "dated or scheduled, and the clock is not synchronised"
         if self.valid_from is not None and wall < self.valid_from:
             return "not valid yet"
         if self.valid_until is not None and wall >= self.valid_until:
@@ -104,9 +116,11 @@ class AccessRules:
     ``request_reload`` is safe in a signal handler (it only sets a flag).
     """
 
-    def __init__(self, cfg: RulesConfig, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, cfg: RulesConfig, clock: Callable[[], float] = time.monotonic,
+                 synchronised: Callable[[], bool] = system_synchronised) -> None:
         self._cfg = cfg
         self._clock = clock
+        self._synchronised = synchronised
         self._level = _LEVELS[cfg.match]
         self._inline = [_from_entry(lst, e, f"rules.{lst}[{i}]")
                         for lst in ("deny", "allow") for i, e in enumerate(getattr(cfg, lst))]
@@ -181,10 +195,13 @@ class AccessRules:
         if not norm:
             return Match("none", "", "no plate text")
         hits: list[tuple[int, int, Rule, str]] = []
+        synced: bool | None = None
         for rule in self._rules:
             how = self._how(norm, canon, rule)
             if how is not None:
-                hits.append((*how, rule, rule.inactive_reason(camera_id, wall)))
+                if synced is None and rule.dated:
+                    synced = self._synchronised()
+                hits.append((*how, rule, rule.inactive_reason(camera_id, wall, synced is not False)))
         active = [h for h in hits if not h[3]]
         deny = [h for h in active if h[2].list == "deny"]
         best = min(deny or active, key=lambda h: (h[0], h[1]), default=None)
@@ -210,4 +227,5 @@ class AccessRules:
         return None
 
     def stats(self) -> dict[str, int]:
-        return {"rules": len(self._rules), "reloads": self.reloads, "reload_errors": self.reload_errors}
+        return {"rules": len(self._rules), "dated": sum(r.dated for r in self._rules), "reloads": self.reloads,
+                "reload_errors": self.reload_errors}

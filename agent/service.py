@@ -17,6 +17,7 @@ from .config import Config
 from .health import STALL_S, Report, SummaryPublisher, Watchdog
 from .notify import Notifier
 from .sinks import Sink
+from .timebase import Timebase
 from .wiring import STATUS, Closers, Parts, SourceFactory, Status, build, build_status
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class Service:
         relay_kw: Mapping[str, object] | None = None,
         source_factory: SourceFactory | None = None,
         stall_s: float = STALL_S,
+        timebase: Timebase | None = None,
     ) -> None:
         self.cfg = cfg
         self.stop_event = stop or threading.Event()
@@ -59,6 +61,7 @@ class Service:
         self.relay_kw = relay_kw or {}  # tests: pin_factory=MockFactory()
         self.source_factory = source_factory  # tests: a fake camera
         self.stall_s = stall_s
+        self.timebase = timebase  # tests: another boot id, a clock that is not synchronised
         self.threads: list[threading.Thread] = []
         self.closers: Closers = []  # closed in reverse order
         self._running: Running | None = None
@@ -122,7 +125,7 @@ class Service:
     def _build(self) -> Running:
         cfg = self.cfg
         parts = build(cfg, self.stop_event, self.closers, extra_sinks=self.extra_sinks, relay_kw=self.relay_kw,
-                      source_factory=self.source_factory)
+                      source_factory=self.source_factory, timebase=self.timebase)
         report = Report(parts)
         status = build_status(cfg, report.stats, report.summary)
         watchdog = Watchdog(parts, status.server, stall_s=self.stall_s,

@@ -123,6 +123,7 @@ class StatusBoard:
             "reader": reader,
             "mqtt": self._mqtt(stats.get("mqtt")),
             "relay": self._relay(stats.get("relay")),
+            "clock": self._clock_doc(stats.get("clock"), stats.get("rules")),
             "webhooks": [
                 {"name": name, **{k: s.get(k) for k in ("url", "pending", "sent", "failed", "dropped", "last_error")}}
                 for name, s in stats.get("webhooks", {}).items()
@@ -206,6 +207,13 @@ class StatusBoard:
             return {"enabled": False, "connected": False}
         keys = ("connected", "outbox", "outbox_dropped", "connects", "disconnects", "acked", "last_error")
         return {"enabled": True, **{k: m.get(k) for k in keys}}
+
+    @staticmethod
+    def _clock_doc(c: Mapping[str, Any] | None, rules: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Whether the wall clock counts; until it does, dated and scheduled allow rules are off."""
+        synced = bool((c or {}).get("synchronised"))
+        return {"synchronised": synced, "source": (c or {}).get("source"),
+                "dated_rules": int((rules or {}).get("dated", 0)), "dated_rules_active": synced}
 
     @staticmethod
     def _relay(g: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -300,6 +308,9 @@ def metrics_text(doc: Mapping[str, Any]) -> str:
     if mqtt.get("enabled"):
         m.add("mqtt_connected", "gauge", "1 while connected to the broker", [({}, mqtt.get("connected"))])
         m.add("mqtt_outbox_depth", "gauge", "messages waiting for the broker", [({}, mqtt.get("outbox"))])
+    clock = doc.get("clock") or {}
+    m.add("clock_synchronised", "gauge", "1 once the wall clock is known to be synchronised (dated rules count)",
+          [({}, clock.get("synchronised"))])
     relay = doc["relay"]
     if relay.get("state") is not None:
         m.add("relay_on", "gauge", "1 while the gate relay is on", [({}, relay["state"] == "on")])

@@ -136,6 +136,7 @@ class PlateCrop:
     quality: float  # ranking score: higher is a better frame of the same pass
     track_id: int = 0  # the camera's vehicle pass this crop belongs to (0 = unknown)
     direction: str = "unknown"  # the pass's direction when uploaded: approaching | leaving | unknown
+    late: bool = False  # of unknown age (parked in another boot): published, never actuates
 
 
 @dataclass(frozen=True, slots=True)

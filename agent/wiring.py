@@ -32,6 +32,7 @@ from .sinks.relay import Gate
 from .sinks.webhook import WebhookSink
 from .statics import StaticObjects
 from .status import StatusBoard, StatusServer, known_secrets
+from .timebase import ClockSync, Timebase
 from .types import PlateCrop
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ class Camera:
 class Parts:
     """Every part of the running agent; threads are built, not started."""
 
+    clock: ClockSync
     rules: AccessRules
     decider: Decider
     outputs: Outputs
@@ -120,10 +122,13 @@ def build(
     extra_sinks: Sequence[Sink] = (),
     relay_kw: Mapping[str, object] | None = None,
     source_factory: SourceFactory | None = None,
+    timebase: Timebase | None = None,
 ) -> Parts:
     """Build every part; each one that needs closing is added to ``closers`` as soon as it exists,
     so the caller closes what was built when a later part fails."""
-    rules = AccessRules(cfg.rules)
+    timebase = timebase or Timebase()
+    clock = ClockSync(cfg.clock.trusted, timebase.clock_source)
+    rules = AccessRules(cfg.rules, synchronised=clock.synchronised)
     rules.load()  # a broken rules file stops the start, not the first car
     decider = Decider(cfg.decision, rules)
     outputs = build_outputs(cfg, state_dir(cfg.storage), closers, relay_kw=relay_kw)
@@ -134,7 +139,7 @@ def build(
         dispatcher.tick(everything=True)
 
     closers.append(("open-passes", close_passes))
-    reader, threads = _build_reader(cfg, dispatcher, stop, closers)
+    reader, threads = _build_reader(cfg, dispatcher, stop, closers, timebase, clock)
     cameras = []
     for cam in cfg.cameras:
         name = camera_name(cam.id)
@@ -151,7 +156,7 @@ def build(
         upload_gates[cam.id] = pipe.answered
         cameras.append(Camera(cam.id, name, frames, detector, pipe))
         threads.append(threading.Thread(target=pipe.run, name=f"pipeline-{cam.id}", daemon=True))
-    return Parts(rules, decider, outputs, dispatcher, reader, tuple(cameras), tuple(threads))
+    return Parts(clock, rules, decider, outputs, dispatcher, reader, tuple(cameras), tuple(threads))
 
 
 def build_outputs(
@@ -193,7 +198,8 @@ def _operator_command(relay: Gate) -> Callable[[str], None]:
 
 
 def _build_reader(
-    cfg: Config, dispatcher: Dispatcher, stop: threading.Event, closers: Closers
+    cfg: Config, dispatcher: Dispatcher, stop: threading.Event, closers: Closers, timebase: Timebase,
+    clock: ClockSync,
 ) -> tuple[ReadStage, list[threading.Thread]]:
     """The reader stage and its thread; without a configured reader, detections answer themselves."""
     if cfg.reader.type == "none":
@@ -201,7 +207,7 @@ def _build_reader(
     per_camera = {cam.id: cam.reader for cam in cfg.cameras}
     client = READERS[cfg.reader.type](cfg.reader, cameras=per_camera)
     closers.append((f"{READER}/client", client.close))
-    outbox = Outbox.from_config(cfg.storage)
+    outbox = Outbox.from_config(cfg.storage, boot_id=timebase.boot_id, synchronised=clock.synchronised)
     closers.append((f"{READER}/outbox", outbox.close))
     outbox.open()  # fail fast on an unwritable state directory
     worker = ReadWorker(client, outbox, cfg.reader, dispatcher.answer, stop,

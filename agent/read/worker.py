@@ -22,7 +22,7 @@ import numpy as np
 
 from ..backoff import backoff_s
 from ..config import ReaderConfig
-from ..late import too_late
+from ..late import crop_too_late
 from ..types import PlateCrop, PlateRead
 from . import Answer, PlateReader
 from .errors import Forbidden, ReaderError, Throttled, TooLarge, Unavailable, error_kind
@@ -310,7 +310,7 @@ class ReadWorker:
                 self._q.task_done()
 
     def _is_late(self, crop: PlateCrop) -> bool:
-        return too_late(crop.mono_time, self._clock(), self._max_age)
+        return crop_too_late(crop, self._clock(), self._max_age)
 
     def _backoff(self, n: int) -> float:
         """Delay before retry ``n`` (1-based) or after the ``n``-th failure in a row."""
