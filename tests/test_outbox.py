@@ -33,7 +33,7 @@ def test_fifo_delete_and_reopen(tmp_path: Path) -> None:
 def test_bounds_drop_oldest_and_count(tmp_path: Path) -> None:
     t = Clock(1000.0)
     box = Outbox(tmp_path / "o.sqlite3", StorageConfig(outbox_max_items=3, outbox_max_mb=0.001,
-                                                        outbox_max_age_s=60), clock=t).open()
+                                                        outbox_max_age_s=60), mono=t).open()
     assert (box.max_items, box.max_bytes, box.max_age_s) == (3, 1000, 60)
     for i in range(5):
         box.put("k", bytes([i]))
@@ -50,7 +50,7 @@ def test_bounds_drop_oldest_and_count(tmp_path: Path) -> None:
 
 def test_age_bound_applies_when_reading_too(tmp_path: Path) -> None:
     t = Clock()
-    box = Outbox(tmp_path / "o.sqlite3", StorageConfig(outbox_max_age_s=60), clock=t)
+    box = Outbox(tmp_path / "o.sqlite3", StorageConfig(outbox_max_age_s=60), mono=t)
     assert box.oldest_age_s() is None
     box.put("k", b"0")
     t.t += 30

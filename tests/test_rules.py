@@ -84,7 +84,7 @@ def test_schedule_validity_and_cameras(tmp_path: Path):
         "TEMP1,visitor,allow,2024-05-01,2024-05-06,,\n"
         "FRONT1,,allow,,,,front back\n"
     )
-    r = AccessRules(RulesConfig(file=str(f)))
+    r = AccessRules(RulesConfig(file=str(f)), synchronised=lambda: True)
     r.load()
     assert r.check("AB123CD", "gate", wall(h=8)).action == "open"
     m = r.check("AB123CD", "gate", wall(h=20))
@@ -94,6 +94,31 @@ def test_schedule_validity_and_cameras(tmp_path: Path):
     assert "expired" in r.check("TEMP1", "gate", wall(d=7)).reason
     assert "not valid yet" in r.check("TEMP1", "gate", wall(d=1, mo=4)).reason
     assert r.check("FRONT1", "back").action == "open" and r.check("FRONT1", "gate").action == "none"
+
+
+def test_dated_rules_wait_for_a_synchronised_clock_allow_off_deny_on(tmp_path: Path):
+    f = tmp_path / "rules.csv"
+    f.write_text(
+        "plate,label,list,valid_from,valid_until,schedule,cameras\n"
+        "AB123CD,cleaner,allow,,,Mon-Fri 07:00-19:00,\n"
+        "TEMP1,visitor,allow,2024-05-01,2024-05-06,,\n"
+        "PLAIN1,,allow,,,,\n"
+        "BANNED1,,allow,,,,\n"
+        "BANNED1,,deny,2024-05-01,2024-05-06,,\n"
+    )
+    synced = [False]
+    r = AccessRules(RulesConfig(file=str(f)), synchronised=lambda: synced[0])
+    r.load()
+    m = r.check("AB123CD", "gate", wall(h=8))
+    assert m.action == "none" and "clock is not synchronised" in m.reason and m.rule == "allow:AB123CD"
+    assert r.check("TEMP1", "gate", wall(d=6)).action == "none"
+    assert r.check("PLAIN1", "gate", wall(d=6)).action == "open"  # plain allow rules stay in force
+    assert r.check("BANNED1", "gate", wall(d=20)).action == "deny"  # a dated deny is kept: fail closed
+    assert r.stats()["dated"] == 3
+    synced[0] = True
+    assert r.check("AB123CD", "gate", wall(h=8)).action == "open"
+    assert r.check("TEMP1", "gate", wall(d=6)).action == "open"
+    assert r.check("BANNED1", "gate", wall(d=20)).action == "open"  # its ban has ended
 
 
 def test_csv_reload_on_mtime_change_and_on_request(tmp_path: Path):

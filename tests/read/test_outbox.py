@@ -65,14 +65,14 @@ def test_byte_bound_counts_the_jpeg(tmp_path: Path) -> None:
     assert box.dropped == 3
 
 
-def test_age_bound_uses_the_wall_clock_it_was_given(tmp_path: Path) -> None:
-    wall = Clock()
-    box = Outbox(tmp_path / "o.sqlite3", StorageConfig(outbox_max_age_s=60), wall=wall)
+def test_age_bound_uses_the_monotonic_clock_it_was_given(tmp_path: Path) -> None:
+    mono = Clock()
+    box = Outbox(tmp_path / "o.sqlite3", StorageConfig(outbox_max_age_s=60), mono=mono)
     box.put(make_crop(0))
-    wall.t += 30
+    mono.t += 30
     box.put(make_crop(1))
     assert box.oldest_age_s() == pytest.approx(30)
-    wall.t += 45
+    mono.t += 45
     head = box.peek()
     assert head is not None and head[1].frame_seq == 1 and box.dropped == 1
 
@@ -97,12 +97,18 @@ def test_survives_reopen(tmp_path: Path) -> None:
     assert second.depth() == 3 and head is not None and head[1].frame_seq == 0
 
 
-def test_monotonic_time_is_rebuilt_from_wall_age(tmp_path: Path) -> None:
-    wall, mono = Clock(5_000.0), Clock(100.0)
-    box = Outbox(tmp_path / "o.sqlite3", wall=wall, mono=mono)
-    box.put(make_crop(0, wall_time=4_990.0, mono_time=123456.0))  # mono from another boot
+def test_capture_time_is_kept_within_a_boot_and_unknown_across_boots(tmp_path: Path) -> None:
+    wall, mono, boot = Clock(5_000.0), Clock(100.0), ["boot-a"]
+    path = tmp_path / "o.sqlite3"
+    box = Outbox(path, wall=wall, mono=mono, boot_id=lambda: boot[0])
+    box.put(make_crop(0, wall_time=4_990.0, mono_time=90.0))
     head = box.peek()
-    assert head is not None and head[1].mono_time == pytest.approx(90.0)  # 10 s old now
+    assert head is not None and head[1].mono_time == 90.0 and not head[1].late  # same boot: as captured
+    box.close()
+    boot[0] = "boot-b"
+    wall.t, mono.t = 3_000.0, 7.0  # rebooted with a clock that is behind: the crop looks 1990 s "young"
+    head = Outbox(path, wall=wall, mono=mono, boot_id=lambda: boot[0]).peek()
+    assert head is not None and head[1].late and head[1].mono_time == 7.0  # of unknown age: late, dated now
 
 
 def test_an_unreadable_entry_is_dropped_not_blocking_the_head(tmp_path: Path) -> None:

@@ -271,18 +271,21 @@ def test_late_reads_are_marked(pr_server: PRServer, harness: Callable[..., Harne
     assert h.worker.stats()["late_reads"] == 1
 
 
-def test_outbox_from_before_is_drained_at_start(pr_server: PRServer, harness: Callable[..., Harness]) -> None:
+def test_outbox_from_before_is_drained_at_start(pr_server: PRServer, harness: Callable[..., Harness],
+                                               tmp_path: Path) -> None:
     h = harness(max_age=30.0)
-    # parked before a restart: monotonic times of another boot (an hour "ago" here) are not kept;
-    # the age is rebuilt from the wall clock, so the first two are fresh and the last one is late
-    boot_before = time.monotonic() - 3600
+    # parked before a restart of the agent in this boot: capture times are kept, so the first two
+    # are fresh and the third (300 s old) is late; the fourth was parked in another boot: late
     for i in range(2):
-        h.outbox.put(make_crop(i, mono_time=boot_before))
-    h.outbox.put(make_crop(2, mono_time=boot_before, wall_time=time.time() - 300))
+        h.outbox.put(make_crop(i))
+    h.outbox.put(make_crop(2, mono_time=time.monotonic() - 300))
+    other = Outbox(tmp_path / "outbox.sqlite3", boot_id=lambda: "another-boot")
+    other.put(make_crop(3, wall_time=time.time() + 3600))  # and the clock now is an hour behind it
+    other.close()
     h.start()
-    assert wait_for(lambda: len(h.reads) == 3)
+    assert wait_for(lambda: len(h.reads) == 4)
     late = {r.crop.frame_seq: r.late for r in h.reads if r.crop}
-    assert late == {0: False, 1: False, 2: True}
+    assert late == {0: False, 1: False, 2: True, 3: True}
     assert h.outbox.depth() == 0
 
 
