@@ -51,7 +51,9 @@ def test_real_timer_thread_forces_off_after_max_on_s(gates: list[Gate], caplog) 
     assert gate.pulse("gate") is True and pin.state == 1
     wait_until(lambda: pin.state == 0 and not gate.is_on, what="the timer thread's off")
     (held,) = on_periods(pin)
-    assert 0.25 <= held < 2.0, held  # max_on_s, not pulse_s (generous: a loaded machine is slow)
+    # max_on_s (0.3 s), not pulse_s (30 s); no lower bound: the pin's "on" timestamp comes after
+    # the gate reads its clock, and a loaded machine can run other threads in between
+    assert held < 2.0, held
     s = gate.stats()
     assert (s["state"], s["pulses"], s["forced_off"]) == ("off", 1, 1)
     assert "forced off after max_on_s" in caplog.text
