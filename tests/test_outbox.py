@@ -113,3 +113,20 @@ def test_concurrent_puts_and_deletes(tmp_path: Path) -> None:
     left = box.pending()
     assert [i.id for i in left] == sorted(i.id for i in left) and all(i.body[0] % 2 == 0 for i in left)
     box.close()
+
+
+def test_a_database_of_the_first_format_gets_the_new_columns_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite3"
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL,"
+                   " body BLOB NOT NULL, meta TEXT NOT NULL, created REAL NOT NULL)")
+        db.execute("INSERT INTO outbox (key, body, meta, created) VALUES ('k', x'00', '{}', 1.0)")  # "1970"
+    db.close()
+    mono = Clock(100.0)
+    box = Outbox(path, StorageConfig(outbox_max_age_s=60), mono=mono, boot_id=lambda: "b",
+                 synchronised=lambda: True).open()
+    assert [i.body for i in box.pending()] == [b"\x00"] and box.dropped == 0  # age unknown: counted from now
+    mono.t += 61
+    assert box.pending() == [] and box.dropped == 1
+    box.close()
