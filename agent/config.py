@@ -51,8 +51,9 @@ LogLevel = Literal["debug", "info", "warning", "error"]
 
 # ---------------------------------------------------------------- sections
 
-TOPIC_RE = r"^[^#+\x00]{1,200}$"  # MQTT wildcards cannot be published to
-TOPIC_EXPECT = "a topic prefix without + or #"
+# MQTT wildcards cannot be published to, an empty level is a typo ("a//b"), "$" topics are the broker's
+TOPIC_RE = r"(?=[^\n]{1,200}$)(?!\$)[^#+/\x00\n]+(?:/[^#+/\x00\n]+)*/?"
+TOPIC_EXPECT = "a topic prefix: levels separated by /, none empty, without + or #, not starting with $"
 GPIO, SERIAL = ("type", ("gpio",)), ("type", ("serial",))
 # a device, or a URL of a pyserial protocol handler (serial.urlhandler.protocol_<scheme>)
 PORT_RE = r"(?!.*://).*|(?:loop|socket|rfc2217|spy|hwgrep|alt|cp2110)://.*"
@@ -187,6 +188,10 @@ class MqttConfig:
     discovery_prefix: str = opt("homeassistant", pattern=TOPIC_RE, expect=TOPIC_EXPECT)
     command_topic: bool = opt(False)  # accept "open" commands on <prefix>/<camera>/gate/set
     command_payload: str = opt("OPEN")
+    insecure_command: bool = opt(False)  # accept them without TLS and a username (anyone on the broker)
+    command_min_interval_s: float = opt(5.0, lo=2.0, hi=3600.0)  # between two accepted open commands
+    queue_max_items: int = opt(100, lo=1, hi=10_000)  # messages held in memory for the broker; the
+    queue_max_mb: float = opt(8.0, gt=0.0, hi=1000.0)  # rest wait in the outbox on disk
     reconnect_min_s: float = opt(1.0, gt=0.0, hi=3600.0)
     reconnect_max_s: float = opt(60.0, gt=0.0, hi=3600.0)
 
@@ -323,12 +328,26 @@ def _check_section(obj: Any, path: str, errors: list[str]) -> None:
             errors.append(f"{p}ca_file: set tls = true to use a CA file")
         if obj.reconnect_min_s > obj.reconnect_max_s:
             errors.append(f"{p}reconnect_min_s: must be <= reconnect_max_s ({obj.reconnect_max_s})")
-        if obj.command_topic and not obj.command_payload:
-            errors.append(f"{p}command_payload: required when command_topic = true")
+        _check_command(obj, p, errors)
     elif isinstance(obj, ReaderConfig):
         check_json(obj.config, f"{p}config", errors)
     elif isinstance(obj, RuleEntry):
         check_entry(obj, p, errors)
+
+
+def _check_command(obj: MqttConfig, p: str, errors: list[str]) -> None:
+    """The open command moves the barrier: only over TLS from a client the broker knows by name."""
+    if obj.command_topic and not obj.command_payload:
+        errors.append(f"{p}command_payload: required when command_topic = true")
+    if obj.insecure_command and not obj.command_topic:
+        errors.append(f"{p}insecure_command: only with command_topic = true")
+    if obj.command_topic and not obj.insecure_command:
+        why = "(or insecure_command = true: then anyone who can reach the broker can open the gate)"
+        if not obj.tls:
+            errors.append(f"{p}command_topic: needs tls = true {why}")
+        if not obj.username:
+            errors.append(f"{p}command_topic: needs a username (the broker's ACL decides who may publish "
+                          f"to the command topic) {why}")
 
 
 def _check_relay(obj: RelayConfig, p: str, errors: list[str]) -> None:

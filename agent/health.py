@@ -71,7 +71,8 @@ class Report:
 
 class Watchdog:
     """Every thread alive and turning: the systemd watchdog is pinged only then, so systemd restarts
-    a wedged agent. A dead camera, reader or broker is not wedged: their threads keep turning."""
+    a wedged agent. A dead camera, reader or broker is not wedged: their threads keep turning (an
+    MQTT sink whose callbacks keep failing is: it is not ``alive``)."""
 
     def __init__(
         self,
@@ -114,6 +115,8 @@ class Watchdog:
         outputs = parts.outputs
         if outputs.relay is not None and not outputs.relay.alive:
             bad.append("relay")
+        if outputs.mqtt is not None and not outputs.mqtt.alive:
+            bad.append("mqtt")
         bad += [w.name for w in outputs.webhooks if not w.sink.alive]
         if self._status is not None and not self._status.alive:
             bad.append(STATUS_HTTP)

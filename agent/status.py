@@ -114,14 +114,15 @@ class StatusBoard:
         self.sample({cid: int(c.get("frames_processed", c.get("frames", 0))) for cid, c in cams.items()})
         cameras = {cid: self._camera(cid, c, now) for cid, c in cams.items()}
         reader = self._reader(stats.get("reader"), now, wall)
+        mqtt = self._mqtt(stats.get("mqtt"))
         doc = {
-            "ok": all(c["ok"] for c in cameras.values()) and reader["ok"],
+            "ok": all(c["ok"] for c in cameras.values()) and reader["ok"] and bool(mqtt["alive"]),
             "time": iso(wall),
             "uptime_s": round(now - self._started, 1),
             "summary": self._summary(),
             "cameras": cameras,
             "reader": reader,
-            "mqtt": self._mqtt(stats.get("mqtt")),
+            "mqtt": mqtt,
             "relay": self._relay(stats.get("relay")),
             "clock": self._clock_doc(stats.get("clock"), stats.get("rules")),
             "webhooks": [
@@ -204,9 +205,11 @@ class StatusBoard:
     @staticmethod
     def _mqtt(m: Mapping[str, Any] | None) -> dict[str, Any]:
         if m is None:
-            return {"enabled": False, "connected": False}
-        keys = ("connected", "outbox", "outbox_dropped", "connects", "disconnects", "acked", "last_error")
-        return {"enabled": True, **{k: m.get(k) for k in keys}}
+            return {"enabled": False, "connected": False, "alive": True}
+        keys = ("connected", "outbox", "outbox_dropped", "memory_queue", "memory_queue_bytes",
+                "connects", "disconnects", "acked", "callback_errors", "failing", "commands",
+                "commands_rejected", "commands_rejected_by", "last_error")
+        return {"enabled": True, "alive": bool(m.get("alive", True)), **{k: m.get(k) for k in keys}}
 
     @staticmethod
     def _clock_doc(c: Mapping[str, Any] | None, rules: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -308,6 +311,9 @@ def metrics_text(doc: Mapping[str, Any]) -> str:
     if mqtt.get("enabled"):
         m.add("mqtt_connected", "gauge", "1 while connected to the broker", [({}, mqtt.get("connected"))])
         m.add("mqtt_outbox_depth", "gauge", "messages waiting for the broker", [({}, mqtt.get("outbox"))])
+        m.add("mqtt_alive", "gauge", "0 when the MQTT sink's callbacks keep failing", [({}, mqtt.get("alive"))])
+        m.add("mqtt_commands_rejected_total", "counter", "gate commands refused",
+              [({}, mqtt.get("commands_rejected"))])
     clock = doc.get("clock") or {}
     m.add("clock_synchronised", "gauge", "1 once the wall clock is known to be synchronised (dated rules count)",
           [({}, clock.get("synchronised"))])

@@ -188,11 +188,10 @@ def build_outputs(
     return Outputs(relay, mqtt, tuple(webhooks))
 
 
-def _operator_command(relay: Gate) -> Callable[[str], None]:
-    def open_gate(camera_id: str) -> None:
-        """An operator's open command (MQTT command topic)."""
-        logger.info("gate opened by command camera=%s", camera_id)
-        relay.pulse(camera_id)
+def _operator_command(relay: Gate) -> Callable[[str], bool]:
+    def open_gate(camera_id: str) -> bool:
+        """An operator's open command (MQTT command topic); False when the relay is busy or cooling down."""
+        return relay.pulse(camera_id, reason="command")
 
     return open_gate
 

@@ -218,7 +218,7 @@ def test_check_config_shows_the_deprecation_warning(tmp_path, capsys):
         (MINIMAL + "[relay]\ntype = 'serial'\nport = 'loop://'\noff_bytes = '00'\n",
          'relay.off_bytes: only for protocol = "raw" (protocol is "lcus")'),
         (MINIMAL + "[relay]\ntype = 'gpio'\npin = 'GPIO28'\n", "relay.pin: must be a GPIO of the Raspberry Pi header"),
-        (MINIMAL + "[mqtt]\nprefix = 'site/#'\n", "mqtt.prefix: must be a topic prefix without + or #"),
+        (MINIMAL + "[mqtt]\nprefix = 'site/#'\n", "mqtt.prefix: must be a topic prefix: levels separated by /"),
         (MINIMAL + "[webhooks]\n", "webhooks: must be a list"),
         (MINIMAL + "[[rules.allow]]\nplate = 'AB1'\nschedule = 'Mon 25:00-26:00'\n",
          "rules.allow[0].schedule: bad time in 'Mon 25:00-26:00'"),

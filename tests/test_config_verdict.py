@@ -40,7 +40,8 @@ VALID = {
     "raw serial relay": BASE + '[relay]\ntype = "serial"\nport = "loop://"\nprotocol = "raw"\n'
                                'on_bytes = "A0 01 01 A2"\noff_bytes = "A00100A1"\n',
     "mqtt": BASE + '[mqtt]\nenabled = true\nport = 1\nprefix = "site/gate"\nha_discovery = true\n'
-                   'command_topic = true\n',
+                   'command_topic = true\ntls = true\nusername = "agent"\ncommand_min_interval_s = 2.0\n',
+    "mqtt insecure command": BASE + '[mqtt]\nenabled = true\ncommand_topic = true\ninsecure_command = true\n',
     "mqtt tls": BASE + f'[mqtt]\nenabled = true\nport = 1\ntls = true\nca_file = "{certifi.where()}"\n',
     "webhooks": BASE + '[[webhooks]]\nurl = "http://127.0.0.1:1/a"\n[[webhooks]]\nurl = "https://x.invalid/b"\n'
                        'format = "multipart"\nsecret_header = "X-Webhook-Secret"\n',
@@ -77,6 +78,13 @@ INVALID = {
                                               "cameras[0].reader.config.at[0]"),
     "topic prefix wildcard": (BASE + '[mqtt]\nenabled = true\nprefix = "site/+/gate"\n', "mqtt.prefix"),
     "discovery prefix wildcard": (BASE + '[mqtt]\ndiscovery_prefix = "ha/#"\n', "mqtt.discovery_prefix"),
+    "topic prefix empty level": (BASE + '[mqtt]\nprefix = "site//gate"\n', "mqtt.prefix"),
+    "discovery prefix empty level": (BASE + '[mqtt]\ndiscovery_prefix = "/homeassistant"\n', "mqtt.discovery_prefix"),
+    "system topic prefix": (BASE + '[mqtt]\nprefix = "$SYS/x"\n', "mqtt.prefix"),
+    "open command without TLS": (BASE + '[mqtt]\ncommand_topic = true\nusername = "agent"\n', "mqtt.command_topic"),
+    "open command without a username": (BASE + '[mqtt]\ncommand_topic = true\ntls = true\n', "mqtt.command_topic"),
+    "insecure_command alone": (BASE + '[mqtt]\ninsecure_command = true\n', "mqtt.insecure_command"),
+    "open commands too close": (BASE + '[mqtt]\ncommand_min_interval_s = 0.0\n', "mqtt.command_min_interval_s"),
     "empty mqtt host": (BASE + '[mqtt]\nenabled = true\nhost = ""\n', "mqtt.host"),
     "gpio key on a serial relay": (BASE + '[relay]\ntype = "serial"\nport = "loop://"\npin = "17"\n', "relay.pin"),
     "serial key on a gpio relay": (BASE + '[relay]\ntype = "gpio"\npin = "17"\nbaud = 115200\n', "relay.baud"),

@@ -23,7 +23,8 @@ from tests.sinks.test_webhook import Server as WebhookServer
 NOW = 1000.0
 
 
-def stats(connected: bool = True, reader_state: str = "ok", age_s: float = 0.1) -> dict[str, Any]:
+def stats(connected: bool = True, reader_state: str = "ok", age_s: float = 0.1,
+          mqtt_alive: bool = True) -> dict[str, Any]:
     return {
         "cameras": {"gate": {"connected": connected, "ended": False, "fps_in": 15.0, "frames_in": 300,
                              "frames_processed": 200, "last_frame_mono": NOW - age_s, "reconnects": 2,
@@ -35,7 +36,7 @@ def stats(connected: bool = True, reader_state: str = "ok", age_s: float = 0.1) 
                    "outbox": {"depth": 3, "oldest_age_s": 12.345, "evicted": 1}},
         "dispatch": {"events": 4},
         "relay": {"type": "gpio", "state": "off", "pulses": 1, "last_pulse": {"at": "x"}},
-        "mqtt": {"connected": False, "outbox": 0, "last_error": "connect refused"},
+        "mqtt": {"connected": False, "outbox": 0, "last_error": "connect refused", "alive": mqtt_alive},
         "webhooks": {"webhook-1": {"url": "http://a/hook", "sent": 2},
                      "webhook-2": {"url": "http://b/hook", "sent": 3}},
     }
@@ -56,14 +57,16 @@ def test_document_shape_and_health() -> None:
     r = doc["reader"]
     assert r["quota"] == {"used": 12, "limit": 2500, "resets_on": None}
     assert r["outbox"] == {"depth": 3, "oldest_age_s": 12.3, "evicted": 1} and r["last_success_age_s"] == 60.0
-    assert doc["mqtt"] == {"enabled": True, "connected": False, "outbox": 0, "outbox_dropped": None,
-                           "connects": None, "disconnects": None, "acked": None, "last_error": "connect refused"}
+    assert doc["mqtt"]["enabled"] is True and doc["mqtt"]["alive"] is True  # a broker away: alive
+    assert {k: doc["mqtt"][k] for k in ("connected", "outbox", "last_error")} == {
+        "connected": False, "outbox": 0, "last_error": "connect refused"}
     assert doc["relay"]["state"] == "off" and doc["relay"]["last_pulse"] == {"at": "x"}
     assert [(w["name"], w["url"], w["sent"]) for w in doc["webhooks"]] == [("webhook-1", "http://a/hook", 2),
                                                                            ("webhook-2", "http://b/hook", 3)]
     assert board(connected=False).document()["ok"] is False
     assert board(age_s=6.0).document()["ok"] is False  # connected but no frame for longer than the timeout
     assert board(reader_state="forbidden").document()["ok"] is False
+    assert board(mqtt_alive=False).document()["ok"] is False  # its callbacks keep failing
 
 
 def test_scrub_removes_secrets_and_url_credentials() -> None:

@@ -170,6 +170,9 @@ CONTEXT: dict[str, Callable[[Any], dict[Path_, Any]]] = {
     "mqtt.ca_file": lambda v: {("mqtt", "tls"): True},
     "mqtt.reconnect_min_s": lambda v: {("mqtt", "reconnect_max_s"): 3600.0},
     "mqtt.reconnect_max_s": lambda v: {("mqtt", "reconnect_min_s"): v},
+    # the open command needs TLS and a username (or insecure_command); insecure_command needs the command
+    "mqtt.command_topic": lambda v: {("mqtt", "tls"): True, ("mqtt", "username"): "agent"},
+    "mqtt.insecure_command": lambda v: {("mqtt", "command_topic"): v},
 }
 # valid values a key's type and bounds do not describe alone
 VALID: dict[str, st.SearchStrategy[Any]] = {

@@ -139,7 +139,8 @@ def test_gate_command_topic_off_by_default_and_strict_when_on(tmp_path: Path, mq
                                                 (True, ["LETMEIN"], 1)):
             factory = MockFactory()
             mqtt = {"enabled": True, "port": mqtt_broker.port, "prefix": "cmd", "command_topic": command_topic,
-                    "command_payload": "LETMEIN", "client_id": f"cmd-{command_topic}-{pulses}"}
+                    "command_payload": "LETMEIN", "client_id": f"cmd-{command_topic}-{pulses}",
+                    "insecure_command": command_topic}  # this broker has neither TLS nor users
             agent = start_agent(agent_config(tmp_path / f"{command_topic}{pulses}", cameras=camera, mqtt=mqtt,
                                              relay={"type": "gpio", "pin": "17", "pulse_s": 0.1}),
                                 relay_kw={"pin_factory": factory})

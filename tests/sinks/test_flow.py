@@ -36,7 +36,8 @@ def test_allowed_denied_and_look_alike_end_to_end(mqtt_broker: Broker, tmp_path:
         "rules": {"allow": [{"plate": "AB123CD"}], "deny": [{"plate": "XY999ZZ"}]},
         "decision": {"pass_window_s": 0.2},  # vehicles below come 0.25 s apart
         "relay": {"type": "gpio", "pin": "17", "pulse_s": 0.2, "cooldown_s": 0.0},
-        "mqtt": {"enabled": True, "port": mqtt_broker.port, "prefix": "pa", "command_topic": True},
+        "mqtt": {"enabled": True, "port": mqtt_broker.port, "prefix": "pa", "command_topic": True,
+                 "insecure_command": True},
         "webhooks": [{"url": hook.url}],
     })
     factory = MockFactory()

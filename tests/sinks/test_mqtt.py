@@ -90,10 +90,15 @@ def test_crop_as_base64(mqtt_broker: Broker, sub: Subscriber, tmp_path: Path):
 
 def test_gate_state_retained_and_command_topic(mqtt_broker: Broker, sub: Subscriber, tmp_path: Path):
     opened: list[str] = []
+
+    def open_gate(camera: str) -> bool:
+        opened.append(camera)
+        return True
+
     # a retained command left on the broker must not open the gate when the agent (re)subscribes
     sub.client.publish("pa/gate/gate/set", "OPEN", qos=1, retain=True).wait_for_publish(5)
     sub.get()
-    sink = make_sink(mqtt_broker, tmp_path, command_topic=True, gate_cameras=["gate"], open_gate=opened.append)
+    sink = make_sink(mqtt_broker, tmp_path, command_topic=True, gate_cameras=["gate"], open_gate=open_gate)
     sink.start()
     wait_until(lambda: sink.connected)
     sink.publish_gate_state(True)
@@ -106,6 +111,7 @@ def test_gate_state_retained_and_command_topic(mqtt_broker: Broker, sub: Subscri
     sub.client.publish("pa/gate/gate/set", "OPEN", qos=1)
     wait_until(lambda: sink.stats()["commands"] == 1)
     assert opened == ["gate"] and sink.stats()["commands_rejected"] == 3
+    assert sink.stats()["commands_rejected_by"] == {"retained": 1, "payload": 1, "camera": 1}
     sub.client.publish("pa/gate/gate/set", b"", qos=1, retain=True)  # clear the retained command
     late = Subscriber(mqtt_broker.port, "pa/gate/gate")
     assert late.get().payload == b"OFF"
@@ -115,7 +121,7 @@ def test_gate_state_retained_and_command_topic(mqtt_broker: Broker, sub: Subscri
 
 def test_home_assistant_discovery(mqtt_broker: Broker, sub: Subscriber, tmp_path: Path):
     sink = make_sink(mqtt_broker, tmp_path, ha_discovery=True, command_topic=True, gate_cameras=["gate"],
-                     open_gate=lambda cam: None)
+                     open_gate=lambda cam: True)
     sink.start()
     configs = {"homeassistant/sensor/agent-test/gate_plate/config",
                "homeassistant/binary_sensor/agent-test/gate_gate/config",
@@ -125,8 +131,8 @@ def test_home_assistant_discovery(mqtt_broker: Broker, sub: Subscriber, tmp_path
     assert sensor["state_topic"] == "pa/gate/event" and sensor["availability_topic"] == "pa/status"
     gate = json.loads(got["homeassistant/binary_sensor/agent-test/gate_gate/config"].payload)
     assert gate["state_topic"] == "pa/gate/gate" and gate["payload_on"] == "ON"
-    button = json.loads(got["homeassistant/button/agent-test/gate_open/config"].payload)
-    assert button["command_topic"] == "pa/gate/gate/set" and button["payload_press"] == "OPEN"
+    # the open button is not announced (its payload is the command's secret): an old one is removed
+    assert got["homeassistant/button/agent-test/gate_open/config"].payload == b""
     sink.close()
 
 

@@ -1,0 +1,81 @@
+"""The MQTT open command: which messages on ``<prefix>/<camera>/gate/set`` pulse the gate.
+
+Only a live (not retained) message, for a gate camera, with exactly the configured payload, and
+at most one per ``command_min_interval_s``; the relay adds its own busy and cooldown rules.
+Who may publish there at all is the broker's business (TLS, a username, its ACL: see config.py).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from ..lograte import RateLimitedLog
+
+logger = logging.getLogger(__name__)
+
+WARN_EVERY_S = 10.0  # a flood of rejected commands logs one line per this long
+REASONS = ("retained", "camera", "payload", "too_soon", "busy", "error")
+
+
+class GateCommands:
+    """Judges each received command and calls ``open_gate(camera)`` (True: the relay pulsed)."""
+
+    def __init__(
+        self,
+        payload: str,
+        cameras: Sequence[str],
+        open_gate: Callable[[str], bool],
+        *,
+        min_interval_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        warn_every_s: float = WARN_EVERY_S,
+    ) -> None:
+        self._payload = payload.encode("utf-8")
+        self._cameras = set(cameras)
+        self._open_gate = open_gate
+        self._min_interval_s = min_interval_s
+        self._clock = clock
+        self._last = float("-inf")  # when a command last reached the relay
+        self._warn = RateLimitedLog(logger, warn_every_s, clock)
+        self.accepted = 0
+        self.rejected = dict.fromkeys(REASONS, 0)
+
+    def handle(self, topic: str, payload: bytes, retained: bool) -> bool:
+        """True when the gate was pulsed. Called on paho's network thread only."""
+        parts = topic.split("/")
+        cam = parts[-3] if len(parts) >= 3 else ""
+        now = self._clock()
+        if retained:  # a retained command would reopen the gate on every reconnect
+            return self._reject("retained", topic)
+        if cam not in self._cameras:
+            return self._reject("camera", topic)
+        if not hmac.compare_digest(payload, self._payload):
+            return self._reject("payload", topic)
+        if now - self._last < self._min_interval_s:
+            return self._reject("too_soon", topic)
+        self._last = now
+        try:
+            opened = self._open_gate(cam)
+        except Exception:
+            logger.exception("mqtt gate command failed camera=%s", cam)
+            return self._reject("error", topic)
+        if not opened:  # the relay is on or cooling down
+            return self._reject("busy", topic)
+        self.accepted += 1
+        logger.info("mqtt gate command opened the gate camera=%s", cam)
+        return True
+
+    def _reject(self, reason: str, topic: str) -> bool:
+        self.rejected[reason] += 1
+        self._warn(logging.WARNING, "mqtt gate command rejected reason=%s topic=%s", reason, topic[:200])
+        return False
+
+    def stats(self) -> dict[str, object]:
+        return {"commands": self.accepted, "commands_rejected": sum(self.rejected.values()),
+                "commands_rejected_by": {k: v for k, v in self.rejected.items() if v}}
+
+
+__all__ = ["GateCommands"]
