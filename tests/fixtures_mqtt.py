@@ -63,12 +63,17 @@ class Broker:
 class Subscriber:
     """A paho test client collecting messages into a queue (persistent session when ``client_id`` is set)."""
 
-    def __init__(self, port: int, topics: str | list[str], client_id: str = "") -> None:
+    def __init__(self, port: int, topics: str | list[str], client_id: str = "", *, ca_file: str = "",
+                 username: str = "", password: str = "") -> None:
         import paho.mqtt.client as mqtt
 
         self.messages: queue.Queue[Any] = queue.Queue()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   clean_session=not client_id)
+        if ca_file:
+            self.client.tls_set(ca_certs=ca_file)
+        if username:
+            self.client.username_pw_set(username, password)
         self._subscribed = queue.Queue[int]()
         self.topics = [topics] if isinstance(topics, str) else topics
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe([(t, 1) for t in self.topics])

@@ -202,6 +202,7 @@ class MqttSink:
                 self._succeeded(step)
                 attempt = 0
             except Exception as err:  # one catch-all: count, back off, try again
+                self._backlog = True
                 self._failed(step, err)
                 self._stop.wait(backoff_s(attempt, self._cfg.reconnect_min_s, self._cfg.reconnect_max_s))
                 attempt += 1
