@@ -131,7 +131,7 @@ def build(
     rules = AccessRules(cfg.rules, synchronised=clock.synchronised)
     rules.load()  # a broken rules file stops the start, not the first car
     decider = Decider(cfg.decision, rules)
-    outputs = build_outputs(cfg, state_dir(cfg.storage), closers, relay_kw=relay_kw)
+    outputs = build_outputs(cfg, state_dir(cfg.storage), closers, relay_kw=relay_kw, clock=clock)
     upload_gates: dict[str, Callable[[PlateCrop, str], None]] = {}  # filled below, before any thread runs
     dispatcher = Dispatcher(decider, [*outputs.sinks(), *extra_sinks], upload_gates, min_score=cfg.decision.min_score)
 
@@ -160,9 +160,11 @@ def build(
 
 
 def build_outputs(
-    cfg: Config, state: Path, closers: Closers, *, relay_kw: Mapping[str, object] | None = None
+    cfg: Config, state: Path, closers: Closers, *, relay_kw: Mapping[str, object] | None = None,
+    clock: ClockSync | None = None,
 ) -> Outputs:
     """Build and start the configured sinks, relay first."""
+    clock = clock or ClockSync(cfg.clock.trusted)
     relay = None
     if cfg.relay.type != "none":
         relay = Gate.from_config(cfg.relay, **(relay_kw or {}))
@@ -173,7 +175,8 @@ def build_outputs(
         cams = [c.id for c in cfg.cameras]
         gate_cams = (cfg.relay.cameras or cams) if relay is not None else []
         open_gate = _operator_command(relay) if relay is not None else None
-        mqtt = MqttSink(cfg.mqtt, cfg.storage, state, cameras=cams, gate_cameras=gate_cams, open_gate=open_gate)
+        mqtt = MqttSink(cfg.mqtt, cfg.storage, state, cameras=cams, gate_cameras=gate_cams, open_gate=open_gate,
+                        clock_synchronised=clock.synchronised)
         closers.append((MQTT, mqtt.close))
         mqtt.start()
         if relay is not None:

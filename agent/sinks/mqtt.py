@@ -30,6 +30,7 @@ from ..errors import SinkError
 from ..events import decision_payload
 from ..lograte import RateLimitedLog
 from ..outbox import Outbox, OutboxError
+from ..timebase import system_synchronised
 from ..types import Decision
 from . import crop_jpeg
 from .mqtt_command import GateCommands
@@ -58,6 +59,7 @@ class MqttSink:
         open_gate: Callable[[str], bool] | None = None,
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        clock_synchronised: Callable[[], bool] = system_synchronised,  # the outbox's ages across a reboot
     ) -> None:
         self._cfg = cfg
         self._cameras = list(cameras)
@@ -67,7 +69,7 @@ class MqttSink:
                           if cfg.command_topic and open_gate is not None else None)
         self._environ = environ
         self._clock = clock
-        self._outbox = Outbox(Path(state_dir) / "mqtt-outbox.sqlite3", storage)
+        self._outbox = Outbox(Path(state_dir) / "mqtt-outbox.sqlite3", storage, synchronised=clock_synchronised)
         self.client_id = cfg.client_id or f"plate-agent-{socket.gethostname()}"
         p = cfg.prefix.rstrip("/")
         self.status_topic = f"{p}/status"

@@ -52,7 +52,7 @@ def park_crop(state: Path, row: str) -> None:
 
 
 def gate_agent(tmp_path: Path, server: PRServer, start_agent: Callable[..., Running], rule: dict[str, Any],
-               **kwargs: Any) -> tuple[Running, io.StringIO, MockFactory]:
+               sections: dict[str, Any] | None = None, **kwargs: Any) -> tuple[Running, io.StringIO, MockFactory]:
     server.default_text = PLATE.replace(" ", "")
     cfg = agent_config(
         tmp_path,
@@ -61,6 +61,7 @@ def gate_agent(tmp_path: Path, server: PRServer, start_agent: Callable[..., Runn
         rules={"allow": [{"plate": PLATE, **rule}]},
         decision={"max_decision_age_s": 30.0, "pass_window_s": 0.5},  # a crop parked just now is in time
         relay={"type": "gpio", "pin": "17", "pulse_s": 0.2, "cooldown_s": 0.0},
+        **(sections or {}),
     )
     out, factory = io.StringIO(), MockFactory()
     agent = start_agent(cfg, extra_sinks=[JsonLinesSink(out)], relay_kw={"pin_factory": factory}, **kwargs)
@@ -119,6 +120,16 @@ def test_dated_and_scheduled_rules_wait_for_a_synchronised_clock(
         assert event["action"] == "none" and "clock is not synchronised" in event["reason"]
         agent.close()
         assert pulses(factory) == 0
+
+
+def test_a_clock_the_config_trusts_counts_without_ntp(tmp_path: Path, pr_sdk_server: PRServer,
+                                                      start_agent) -> None:
+    park_crop(tmp_path / "state", "this boot")
+    agent, out, factory = gate_agent(tmp_path, pr_sdk_server, start_agent, {"valid_until": tomorrow()},
+                                     {"clock": {"trusted": True}}, timebase=Timebase(clock_source=lambda: ""))
+    (event,) = wait_until(lambda: decided(out), what="the car's event")
+    assert event["action"] == "open" and agent.doc()["clock"]["source"] == "config"
+    wait_until(lambda: pulses(factory) == 1, what="the pulse")
 
 
 def test_outbox_items_parked_before_ntp_sync_survive_the_clock_step(tmp_path: Path) -> None:
