@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from .dbfile import MEMORY
+
 if TYPE_CHECKING:
     from .sinks.mqtt import MqttSink
     from .status import StatusServer
@@ -63,9 +65,13 @@ class Report:
         r = parts.reader.stats()
         if r is not None:
             line += f", reader {r['state']}, outbox {r['outbox']['depth']}"
+            if r["outbox"].get("storage") == MEMORY:
+                line += " IN MEMORY"
         mqtt = parts.outputs.mqtt
         if mqtt is not None:
             line += f", mqtt {'up' if mqtt.connected else 'down'}"
+            if mqtt.stats().get("outbox_storage") == MEMORY:
+                line += " (outbox IN MEMORY)"
         return line
 
 

@@ -7,6 +7,9 @@ Ages are monotonic within a boot: each row keeps the boot id and monotonic time 
 wall clock stepped by NTP never expires anything. A row from an earlier boot is aged by the wall
 clock only when both its stamp and the clock now are synchronised; otherwise its age is unknown and
 counts from the first time this boot sees it.
+
+A bad disk never stops it (``dbfile``): a damaged file is moved aside, an unwritable one is replaced
+by a smaller outbox in memory; ``storage()`` says which.
 """
 
 from __future__ import annotations
@@ -22,12 +25,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import timebase
+from . import dbfile
 from .config import StorageConfig
 from .errors import AgentError
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+MEMORY_MAX_MB = 20.0  # an outbox that fell back to memory holds at most this (a Pi has little RAM)
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -36,6 +42,14 @@ _SCHEMA = (
 )
 # columns added since the first release: a database written by it gets them, NULL (age unknown)
 _ADDED = (("boot", "TEXT"), ("mono", "REAL"), ("synced", "INTEGER NOT NULL DEFAULT 0"))
+
+
+def _setup(db: sqlite3.Connection) -> None:
+    db.execute(_SCHEMA)
+    have = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+    for name, kind in _ADDED:
+        if name not in have:
+            db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {kind}")
 
 
 class OutboxError(AgentError, OSError):
@@ -68,12 +82,16 @@ class Outbox:
         self._boot_id = boot_id
         self._synchronised = synchronised
         self._db: sqlite3.Connection | None = None
+        self._storage = ""  # dbfile.DISK | dbfile.MEMORY once open
+        self._storage_error: str | None = None
+        self._moved_aside: Path | None = None
         self._closed = False
         self._lock = threading.Lock()
         self.dropped = 0  # evicted by a bound (or dropped as unusable) since this process started
 
     def open(self) -> Outbox:
-        """Create or open the database now; idempotent. Raises OutboxError (fail fast at startup)."""
+        """Create or open the database now; idempotent. A disk's trouble does not raise (see
+        ``storage()``); OutboxError only once closed."""
         self._run(lambda db: None)
         return self
 
@@ -81,20 +99,11 @@ class Outbox:
         if self._closed:
             raise OutboxError(f"outbox {self.path} is closed")
         if self._db is None:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.path, check_same_thread=False, timeout=5.0)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
-                db.execute(_SCHEMA)
-                have = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
-                for name, kind in _ADDED:
-                    if name not in have:
-                        db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {kind}")
-                db.commit()
-            except (sqlite3.Error, OSError) as err:
-                raise OutboxError(f"cannot open outbox {self.path}: {err}") from err
-            self._db = db
+            opened = dbfile.open_db(self.path, _setup)
+            self._db, self._storage, self._storage_error = opened.db, opened.storage, opened.error
+            self._moved_aside = opened.moved_aside or self._moved_aside
+            if opened.storage == dbfile.MEMORY:
+                self.max_bytes = min(self.max_bytes, int(MEMORY_MAX_MB * 1_000_000))
         return self._db
 
     def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -104,7 +113,30 @@ class Outbox:
                 with db:  # one transaction, committed or rolled back
                     return fn(db)
             except sqlite3.Error as err:
+                if self._storage != dbfile.DISK or not dbfile.is_damage(err):
+                    raise OutboxError(f"outbox {self.path}: {err}") from err
+                damage = err
+            # damaged while in use: what it held is lost; the outbox goes on with a fresh file
+            self._db = None
+            db.close()
+            try:
+                self._moved_aside = dbfile.move_aside(self.path)
+                logger.error("outbox %s is damaged (%s): moved aside to %s; starting a fresh one",
+                             self.path, damage, self._moved_aside)
+            except OSError as err:
+                logger.error("outbox %s is damaged (%s) and cannot be moved aside: %s", self.path, damage, err)
+            db = self._conn()
+            try:
+                with db:
+                    return fn(db)
+            except sqlite3.Error as err:
                 raise OutboxError(f"outbox {self.path}: {err}") from err
+
+    def storage(self) -> dict[str, Any]:
+        """Where the items are kept: ``disk`` or ``memory`` (with the error that put them there), and
+        where a damaged file was moved; ``storage`` is None until opened."""
+        return {"storage": self._storage or None, "storage_error": self._storage_error,
+                "moved_aside": str(self._moved_aside) if self._moved_aside else None}
 
     def put(self, key: str, body: bytes, meta: dict[str, Any] | None = None) -> int:
         """Append one item; returns its id. Drops the oldest items beyond the bounds."""

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .config import Config, StatusConfig, secret
+from .dbfile import MEMORY
 from .events import iso
 
 logger = logging.getLogger(__name__)
@@ -115,8 +116,10 @@ class StatusBoard:
         cameras = {cid: self._camera(cid, c, now) for cid, c in cams.items()}
         reader = self._reader(stats.get("reader"), now, wall)
         mqtt = self._mqtt(stats.get("mqtt"))
+        # an outbox in memory works, but loses what it holds at a restart: not healthy
+        in_memory = (reader.get("outbox") or {}).get("storage") == MEMORY or mqtt.get("outbox_storage") == MEMORY
         doc = {
-            "ok": all(c["ok"] for c in cameras.values()) and reader["ok"] and bool(mqtt["alive"]),
+            "ok": all(c["ok"] for c in cameras.values()) and reader["ok"] and bool(mqtt["alive"]) and not in_memory,
             "time": iso(wall),
             "uptime_s": round(now - self._started, 1),
             "summary": self._summary(),
@@ -191,6 +194,9 @@ class StatusBoard:
                 "depth": outbox.get("depth"),
                 "oldest_age_s": None if outbox.get("oldest_age_s") is None else round(outbox["oldest_age_s"], 1),
                 "evicted": outbox.get("evicted", 0),
+                "storage": outbox.get("storage"),  # disk | memory (lost at a restart) | None
+                "storage_error": outbox.get("storage_error"),
+                "moved_aside": outbox.get("moved_aside"),  # a damaged file, kept for a look
             },
             "queued": r.get("queued", 0),
             "uploads": r.get("uploads", 0),
@@ -206,7 +212,8 @@ class StatusBoard:
     def _mqtt(m: Mapping[str, Any] | None) -> dict[str, Any]:
         if m is None:
             return {"enabled": False, "connected": False, "alive": True}
-        keys = ("connected", "outbox", "outbox_dropped", "memory_queue", "memory_queue_bytes",
+        keys = ("connected", "outbox", "outbox_dropped", "outbox_storage", "outbox_storage_error",
+                "outbox_moved_aside", "memory_queue", "memory_queue_bytes",
                 "connects", "disconnects", "acked", "callback_errors", "failing", "commands",
                 "commands_rejected", "commands_rejected_by", "last_error")
         return {"enabled": True, "alive": bool(m.get("alive", True)), **{k: m.get(k) for k in keys}}
@@ -304,6 +311,9 @@ def metrics_text(doc: Mapping[str, Any]) -> str:
     m.add("reader_outbox_oldest_age_seconds", "gauge", "age of the oldest crop in the outbox",
           [({}, outbox.get("oldest_age_s"))])
     m.add("reader_outbox_evicted_total", "counter", "crops dropped by the outbox bounds", [({}, outbox.get("evicted"))])
+    if outbox.get("storage"):
+        m.add("reader_outbox_in_memory", "gauge", "1 while the outbox is kept in memory (the disk failed)",
+              [({}, outbox["storage"] == MEMORY)])
     quota = r.get("quota") or {}
     m.add("reader_quota_used", "gauge", "lookups used this period", [({}, quota.get("used"))])
     m.add("reader_quota_limit", "gauge", "lookups allowed this period", [({}, quota.get("limit"))])
@@ -314,6 +324,8 @@ def metrics_text(doc: Mapping[str, Any]) -> str:
         m.add("mqtt_alive", "gauge", "0 when the MQTT sink's callbacks keep failing", [({}, mqtt.get("alive"))])
         m.add("mqtt_commands_rejected_total", "counter", "gate commands refused",
               [({}, mqtt.get("commands_rejected"))])
+        m.add("mqtt_outbox_in_memory", "gauge", "1 while the outbox is kept in memory (the disk failed)",
+              [({}, mqtt.get("outbox_storage") == MEMORY)])
     clock = doc.get("clock") or {}
     m.add("clock_synchronised", "gauge", "1 once the wall clock is known to be synchronised (dated rules count)",
           [({}, clock.get("synchronised"))])

@@ -211,7 +211,7 @@ def _build_reader(
     closers.append((f"{READER}/client", client.close))
     outbox = Outbox.from_config(cfg.storage, boot_id=timebase.boot_id, synchronised=clock.synchronised)
     closers.append((f"{READER}/outbox", outbox.close))
-    outbox.open()  # fail fast on an unwritable state directory
+    outbox.open()  # now: a damaged file is moved aside, an unwritable one kept in memory, before any crop
     worker = ReadWorker(client, outbox, cfg.reader, dispatcher.answer, stop,
                         max_decision_age_s=cfg.decision.max_decision_age_s)
     closers.append((READER, lambda: worker.close(timeout_s=READER_CLOSE_S)))

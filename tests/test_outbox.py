@@ -1,4 +1,5 @@
-"""The sqlite outbox: FIFO, survives reopening, bounded by count, size and age, thread-safe, fails fast."""
+"""The sqlite outbox: FIFO, survives reopening, bounded by count, size and age, thread-safe; a damaged file is
+moved aside, an unwritable one replaced by a bounded outbox in memory."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from agent.config import StorageConfig
 from agent.errors import AgentError
-from agent.outbox import Outbox, OutboxError
+from agent.outbox import MEMORY_MAX_MB, Outbox, OutboxError
 from tests.clock import Clock
 
 
@@ -75,15 +76,69 @@ def test_nothing_happens_in_the_constructor(tmp_path: Path) -> None:
     assert not path.exists()
 
 
-def test_open_fails_fast_with_the_path(tmp_path: Path) -> None:
+def test_an_unwritable_place_falls_back_to_memory_bounded_and_says_why(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
-    box = Outbox(tmp_path / "file" / "o.sqlite3")
-    with pytest.raises(OutboxError, match="cannot open outbox .*file/o.sqlite3") as info:
-        box.open()
-    assert isinstance(info.value, AgentError) and isinstance(info.value, OSError)
+    box = Outbox(tmp_path / "file" / "o.sqlite3", StorageConfig(outbox_max_mb=1000.0)).open()
+    where = box.storage()
+    assert where["storage"] == "memory" and "File exists" in where["storage_error"], where
+    assert box.max_bytes == int(MEMORY_MAX_MB * 1_000_000)
+    box.put("k", b"x" * 1000)
+    assert [i.body for i in box.pending()] == [b"x" * 1000]
+    box.close()
+
+
+def test_a_file_that_is_not_a_database_is_moved_aside(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite3"
+    path.write_bytes(b"\x00garbage" * 500)
+    box = Outbox(path).open()
+    where = box.storage()
+    assert where["storage"] == "disk" and where["moved_aside"], where
+    aside = Path(where["moved_aside"])
+    assert aside.name.startswith("o.sqlite3.damaged-") and aside.read_bytes().startswith(b"\x00garbage")
+    box.put("k", b"1")
+    box.close()
+    assert [i.body for i in Outbox(path).open().pending()] == [b"1"]  # the fresh file is on disk
+
+
+def fill(path: Path, n: int = 200) -> None:
+    box = Outbox(path, StorageConfig(outbox_max_items=5000)).open()
+    box._trim = lambda db: None  # type: ignore[method-assign]  # n puts without n counts: quick
+    for i in range(n):
+        box.put("k", bytes([i % 256]) * 3000)
+    box.close()
+
+
+def damage(path: Path) -> None:
+    """Overwrite bytes in the middle of the file, as a bad SD card sector would."""
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        f.seek(size // 2)
+        f.write(b"\xff" * 8192)
+
+
+def test_a_damaged_page_is_found_at_open_and_moved_aside(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite3"
+    fill(path)
+    damage(path)
+    box = Outbox(path).open()
+    assert box.storage()["moved_aside"] and box.depth() == 0
+    box.close()
+
+
+def test_a_page_damaged_while_open_is_moved_aside_and_the_call_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite3"
+    fill(path, 1500)  # 4.5 MB: more than sqlite's page cache (2 MB), so pages are read again
+    box = Outbox(path, StorageConfig(outbox_max_items=5000)).open()
+    damage(path)
+    box.put("k", b"after")  # counting the items reads the damaged page
+    items = box.pending()
+    assert box.storage()["moved_aside"], box.storage()
+    assert [i.body for i in items] == [b"after"]
+    box.close()
 
 
 def test_closed_outbox_raises_instead_of_reopening(tmp_path: Path) -> None:
+    assert issubclass(OutboxError, AgentError) and issubclass(OutboxError, OSError)
     box = Outbox(tmp_path / "o.sqlite3").open()
     box.close()
     for call in (lambda: box.put("k", b"x"), box.depth, box.pending, lambda: box.delete(1)):

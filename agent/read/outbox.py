@@ -93,9 +93,13 @@ class Outbox:
         return self.store.dropped
 
     def open(self) -> Outbox:
-        """Create or open the database now (fail fast at startup); later calls are no-ops."""
+        """Create or open the database now (in memory when the disk cannot take it); later calls are no-ops."""
         self.store.open()
         return self
+
+    def storage(self) -> dict[str, Any]:
+        """``disk`` or ``memory`` and why; where a damaged file was moved (``store.Outbox.storage``)."""
+        return self.store.storage()
 
     def put(self, crop: PlateCrop) -> int:
         """Park a crop; returns its id. The bounds may evict older crops to make room."""

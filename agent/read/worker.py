@@ -114,6 +114,7 @@ class ReadWorker:
         self._last_error: str | None = None
         self._usage: dict[str, Any] | None = None
         self._reachable: bool | None = None  # the last upload or usage poll was answered and accepted
+        self._outbox_failing = False  # logged once per streak of outbox errors
         self._undeleted: set[int] = set()  # outbox ids delivered whose delete failed: never read again
         self.last_progress = clock()  # the service's watchdog checks that this moves
 
@@ -170,6 +171,7 @@ class ReadWorker:
                     "depth": depth,
                     "oldest_age_s": oldest,
                     "evicted": self._outbox.dropped if self._outbox else 0,
+                    **(self._outbox.storage() if self._outbox is not None else {}),
                 },
                 "last_success": self._last_success,
                 "last_error": self._last_error,
@@ -218,26 +220,39 @@ class ReadWorker:
         elif self._thread is not threading.current_thread():
             raise RuntimeError("ReadWorker.run: already running on another thread")
         try:
-            depth = self._outbox.depth() if self._outbox is not None else 0
-            if depth:
-                logger.info("reader: outbox holds %d crops from before; draining", depth)
+            self._announce_backlog()
             while not self._halted():
                 self.last_progress = self._clock()
                 try:
                     self._step()
+                    self._outbox_failing = False
+                except OutboxError as err:  # a bad disk: fresh crops are still read, the outbox waits
+                    if not self._outbox_failing:
+                        logger.error("reader: outbox failing, reading goes on without it: %s", err)
+                    self._outbox_failing = True
+                    with self._lock:
+                        self._errors["outbox"] += 1
+                    self._halt.wait(POLL_S)
                 except Exception:  # the thread's one catch-all: log, count, carry on
                     logger.exception("reader: step failed")
                     with self._lock:
                         self._errors["internal"] += 1
                     self._halt.wait(1.0)
-        except OutboxError as err:  # the outbox could not be opened: the service checks it at start
-            logger.error("reader: %s; reading stops", err)
         finally:
             try:
                 self._park_queue("shutdown")
             except Exception:
                 logger.exception("reader: could not park queued crops at shutdown")
             self._done.set()
+
+    def _announce_backlog(self) -> None:
+        try:
+            depth = self._outbox.depth() if self._outbox is not None else 0
+        except OutboxError as err:
+            logger.error("reader: cannot count the outbox: %s", err)
+            return
+        if depth:
+            logger.info("reader: outbox holds %d crops from before; draining", depth)
 
     def _step(self) -> None:
         self._poll_usage()

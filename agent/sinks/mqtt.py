@@ -430,6 +430,9 @@ class MqttSink:
             memory = {"memory_queue": len(self._window), "memory_queue_bytes": self._window_bytes}
             failing = sorted(k for k, n in self._failing.items() if n)
         commands = self._commands.stats() if self._commands is not None else {}
+        where = self._outbox.storage()
         return {"connected": self.connected, "alive": self.alive, "outbox": queued,
-                "outbox_dropped": self._outbox.dropped, **memory, **self._counts, "failing": failing,
+                "outbox_dropped": self._outbox.dropped, "outbox_storage": where["storage"],
+                "outbox_storage_error": where["storage_error"], "outbox_moved_aside": where["moved_aside"],
+                **memory, **self._counts, "failing": failing,
                 "commands": 0, "commands_rejected": 0, **commands, "last_error": self._last_error}
