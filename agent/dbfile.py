@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,13 +76,26 @@ def _open_disk(path: Path, setup: Callable[[sqlite3.Connection], None]) -> sqlit
     return db
 
 
+def _why(path: Path, err: BaseException) -> str:
+    """sqlite says "unable to open database file"; a file of our own in that folder says why."""
+    if not isinstance(err, sqlite3.Error):
+        return str(err)
+    try:
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as probe:
+        return f"{err} ({probe.strerror or probe})"
+    return str(err)
+
+
 def _in_memory(path: Path, setup: Callable[[sqlite3.Connection], None], err: BaseException,
                moved: Path | None) -> Opened:
     db = sqlite3.connect(":memory:", check_same_thread=False)
     setup(db)
     db.commit()
-    logger.error("cannot use %s (%s): keeping it in memory, bounded, lost at a restart", path, err)
-    return Opened(db, MEMORY, f"{type(err).__name__}: {err}", moved)
+    why = _why(path, err)
+    logger.error("cannot use %s: %s; keeping it in memory, bounded, lost at a restart", path, why)
+    return Opened(db, MEMORY, why, moved)
 
 
 def open_db(path: Path, setup: Callable[[sqlite3.Connection], None],
