@@ -33,7 +33,7 @@ def stats(connected: bool = True, reader_state: str = "ok", age_s: float = 0.1,
                    "crops_read": 5, "reads": 5, "late_reads": 0, "errors": {"throttled": 0}, "parked": {},
                    "dropped": {}, "forbidden_until": None, "last_success": 1.7e9, "last_error": None,
                    "usage": {"calls": 12, "limit": 2500, "resets_on": ""},
-                   "outbox": {"depth": 3, "oldest_age_s": 12.345, "evicted": 1}},
+                   "outbox": {"depth": 3, "oldest_age_s": 12.345, "evicted": 1, "storage": "disk"}},
         "dispatch": {"events": 4},
         "relay": {"type": "gpio", "state": "off", "pulses": 1, "last_pulse": {"at": "x"}},
         "mqtt": {"connected": False, "outbox": 0, "last_error": "connect refused", "alive": mqtt_alive},
@@ -47,6 +47,23 @@ def board(**kw: Any) -> StatusBoard:
                        secrets=["sekrit-token"], clock=lambda: NOW, wall=lambda: 1.7e9 + 60)
 
 
+def test_an_outbox_in_memory_is_not_healthy() -> None:
+    def with_memory(where: str) -> dict[str, Any]:
+        s = stats()
+        if where == "reader":
+            s["reader"]["outbox"].update(storage="memory", storage_error="unable to open (Read-only file system)")
+        else:
+            s["mqtt"].update(outbox_storage="memory", outbox_storage_error="disk full")
+        return s
+
+    for where in ("reader", "mqtt"):
+        b = StatusBoard(lambda w=where: with_memory(w), frame_timeout_s={"gate": 5.0}, clock=lambda: NOW)
+        doc = b.document()
+        assert doc["ok"] is False, where
+        assert f"{where}_outbox_in_memory 1" in metrics_text(doc)
+    assert board().document()["ok"] is True
+
+
 def test_document_shape_and_health() -> None:
     doc = board().document()
     assert doc["ok"] is True
@@ -56,10 +73,11 @@ def test_document_shape_and_health() -> None:
     assert "pw" not in cam["last_error"] and "***@" in cam["last_error"]
     r = doc["reader"]
     assert r["quota"] == {"used": 12, "limit": 2500, "resets_on": None}
-    assert r["outbox"] == {"depth": 3, "oldest_age_s": 12.3, "evicted": 1} and r["last_success_age_s"] == 60.0
+    assert r["outbox"] == {"depth": 3, "oldest_age_s": 12.3, "evicted": 1, "storage": "disk",
+                           "storage_error": None, "moved_aside": None} and r["last_success_age_s"] == 60.0
     assert doc["mqtt"]["enabled"] is True and doc["mqtt"]["alive"] is True  # a broker away: alive
-    assert {k: doc["mqtt"][k] for k in ("connected", "outbox", "last_error")} == {
-        "connected": False, "outbox": 0, "last_error": "connect refused"}
+    assert {k: doc["mqtt"][k] for k in ("connected", "outbox", "last_error", "outbox_storage")} == {
+        "connected": False, "outbox": 0, "last_error": "connect refused", "outbox_storage": None}
     assert doc["relay"]["state"] == "off" and doc["relay"]["last_pulse"] == {"at": "x"}
     assert [(w["name"], w["url"], w["sent"]) for w in doc["webhooks"]] == [("webhook-1", "http://a/hook", 2),
                                                                            ("webhook-2", "http://b/hook", 3)]
