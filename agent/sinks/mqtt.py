@@ -33,7 +33,7 @@ from ..outbox import Outbox, OutboxError
 from ..timebase import system_synchronised
 from ..types import Decision
 from . import crop_jpeg
-from .mqtt_command import GateCommands
+from .mqtt_command import GateCommands, discovery
 
 logger = logging.getLogger(__name__)
 
@@ -223,7 +223,9 @@ class MqttSink:
             if rc != mqtt.MQTT_ERR_SUCCESS:
                 raise SinkError(f"mqtt: subscribe failed rc={rc}")
         if self._cfg.ha_discovery:
-            self._publish_discovery(c)
+            for topic, payload in discovery(self.client_id, self._prefix, self._cfg.discovery_prefix,
+                                            self._cameras, self._gate_cameras):
+                c.publish(topic, payload, qos=1, retain=True)
         with self._gate_lock:
             if self._gate_on is not None:
                 self._publish_gate(self._gate_on)
@@ -269,7 +271,8 @@ class MqttSink:
         with self._lock:
             if not queued:
                 self._release(key)
-                self._counts["publish_errors"] += 1
+                if info.rc != mqtt.MQTT_ERR_NO_CONN:  # qos 0 while away is expected: retried at the connect
+                    self._counts["publish_errors"] += 1
                 logger.debug("mqtt publish not queued topic=%s rc=%s (kept in the outbox)", topic, info.rc)
                 return False
             if info.mid in self._early or (info.rc == mqtt.MQTT_ERR_SUCCESS and info.is_published()):
@@ -380,28 +383,6 @@ class MqttSink:
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         if self._commands is not None:
             self._commands.handle(msg.topic, msg.payload, bool(msg.retain))
-
-    def _publish_discovery(self, client: Any) -> None:
-        """Home Assistant entities for the plate and gate state. The open button is not announced:
-        its payload is the command's secret, and discovery is retained for every reader of the
-        broker. A button an earlier version announced is removed (empty retained config)."""
-        node = "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in self.client_id)
-        dp = self._cfg.discovery_prefix.rstrip("/")
-        device = {"identifiers": [node], "name": f"Plate agent {node}", "manufacturer": "plate-agent"}
-        common = {"availability_topic": self.status_topic, "device": device}
-        for cam in self._cameras:
-            base = f"{self._prefix}/{cam}"
-            configs: list[tuple[str, dict[str, Any]]] = [(f"sensor/{node}/{cam}_plate", {
-                "name": f"{cam} last plate", "unique_id": f"{node}_{cam}_plate", "state_topic": f"{base}/event",
-                "value_template": "{{ value_json.plate }}", "json_attributes_topic": f"{base}/event",
-                "icon": "mdi:car"})]
-            if cam in self._gate_cameras:
-                configs.append((f"binary_sensor/{node}/{cam}_gate", {
-                    "name": f"{cam} gate", "unique_id": f"{node}_{cam}_gate", "state_topic": f"{base}/gate",
-                    "payload_on": "ON", "payload_off": "OFF", "device_class": "opening"}))
-                client.publish(f"{dp}/button/{node}/{cam}_open/config", b"", qos=1, retain=True)
-            for path, conf in configs:
-                client.publish(f"{dp}/{path}/config", json.dumps({**conf, **common}), qos=1, retain=True)
 
     # ------------------------------------------------------------ status
 

@@ -1,4 +1,5 @@
-"""The MQTT open command: which messages on ``<prefix>/<camera>/gate/set`` pulse the gate.
+"""The MQTT open command: which messages on ``<prefix>/<camera>/gate/set`` pulse the gate; and the
+Home Assistant discovery documents, which announce what the agent publishes but never the command.
 
 Only a live (not retained) message, for a gate camera, with exactly the configured payload, and
 at most one per ``command_min_interval_s``; the relay adds its own busy and cooldown rules.
@@ -8,9 +9,11 @@ Who may publish there at all is the broker's business (TLS, a username, its ACL:
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..lograte import RateLimitedLog
 
@@ -78,4 +81,29 @@ class GateCommands:
                 "commands_rejected_by": {k: v for k, v in self.rejected.items() if v}}
 
 
-__all__ = ["GateCommands"]
+def discovery(client_id: str, prefix: str, discovery_prefix: str, cameras: Sequence[str],
+              gate_cameras: Sequence[str]) -> list[tuple[str, bytes]]:
+    """Retained Home Assistant entities: each camera's last plate, each gate camera's gate state.
+    The open button is not announced: its payload is the command's secret, and discovery is there
+    for every reader of the broker. A button an earlier version announced is removed (empty config)."""
+    node = "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in client_id)
+    dp = discovery_prefix.rstrip("/")
+    device = {"identifiers": [node], "name": f"Plate agent {node}", "manufacturer": "plate-agent"}
+    common = {"availability_topic": f"{prefix}/status", "device": device}
+    out: list[tuple[str, bytes]] = []
+    for cam in cameras:
+        base = f"{prefix}/{cam}"
+        configs: list[tuple[str, dict[str, Any]]] = [(f"sensor/{node}/{cam}_plate", {
+            "name": f"{cam} last plate", "unique_id": f"{node}_{cam}_plate", "state_topic": f"{base}/event",
+            "value_template": "{{ value_json.plate }}", "json_attributes_topic": f"{base}/event",
+            "icon": "mdi:car"})]
+        if cam in gate_cameras:
+            configs.append((f"binary_sensor/{node}/{cam}_gate", {
+                "name": f"{cam} gate", "unique_id": f"{node}_{cam}_gate", "state_topic": f"{base}/gate",
+                "payload_on": "ON", "payload_off": "OFF", "device_class": "opening"}))
+            out.append((f"{dp}/button/{node}/{cam}_open/config", b""))
+        out += [(f"{dp}/{path}/config", json.dumps({**conf, **common}).encode()) for path, conf in configs]
+    return out
+
+
+__all__ = ["GateCommands", "discovery"]

@@ -4,6 +4,7 @@ command topic, discovery, and no lost events across broker restarts and agent re
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import signal
@@ -217,3 +218,46 @@ def test_refused_connection_is_not_connected(tmp_path: Path):
         good.close()
     finally:
         broker.stop()
+
+
+def test_a_burst_larger_than_the_memory_window_arrives_whole_and_in_order(mqtt_broker: Broker, tmp_path: Path):
+    """paho gets at most queue_max_items at a time; each PUBACK makes room for the next outbox row."""
+    sub = Subscriber(mqtt_broker.port, "pa/+/event")
+    sink = make_sink(mqtt_broker, tmp_path, queue_max_items=5)
+    sink.start()
+    try:
+        wait_until(lambda: sink.connected)
+        most = 0
+        for i in range(200):
+            sink.send(decision(f"burst-{i}"))
+            most = max(most, sink.stats()["memory_queue"])
+        want = [f"burst-{i}" for i in range(200)]
+        got = sub.collect(lambda got: len(got) >= 200, timeout=30)
+        assert [json.loads(m.payload)["event_id"] for m in got] == want
+        wait_until(lambda: sink.stats()["outbox"] == 0 and sink.stats()["memory_queue"] == 0)
+        assert 1 <= most <= 5
+    finally:
+        sink.close()
+        sub.close()
+
+
+def test_window_bytes_bound_and_an_oversized_message_still_goes(mqtt_broker: Broker, tmp_path: Path):
+    """queue_max_mb bounds what paho holds; one message larger than it alone is still handed over."""
+    mqtt_broker.stop()
+    sink = make_sink(mqtt_broker, tmp_path, queue_max_mb=0.05, publish_crop="base64")
+    sink.start()
+    try:
+        for i in range(3):
+            sink.send(decision(f"small-{i}"))
+        wait_until(lambda: sink.stats()["memory_queue"] == 3)
+        small = decision("big", with_crop=True)
+        assert small.read.crop is not None
+        crop = dataclasses.replace(small.read.crop, jpeg=b"\xff" * 120_000)
+        sink.send(dataclasses.replace(small, read=dataclasses.replace(small.read, crop=crop)))
+        time.sleep(0.3)  # the mqtt thread looked: no room by bytes, the big one waits in the outbox
+        assert sink.stats()["memory_queue"] == 3 and sink.stats()["outbox"] == 4
+        mqtt_broker.start()
+        wait_until(lambda: sink.stats()["outbox"] == 0, timeout=20)
+        assert sink.stats()["memory_queue"] == 0
+    finally:
+        sink.close()
