@@ -4,9 +4,10 @@ served once over RTSP on loopback, against the contract server; scored against t
 Times: the RTSP server stamps the wall time each frame is handed to the RTP payloader (after
 real-time pacing; tests/rtsp_server.py --frame-log). Latencies are measured from there, so they
 include RTSP transport and H.264 decoding in the agent (a real camera adds its own encoder delay).
-Uploads carry the capture time of their frame (the API's ``timestamp`` field); the contract server
-maps it to the newest frame sent before it and answers with the plate of the vehicle in view then,
-or no plate in a vehicle-free gap.
+The contract server answers through the reader simulator (tests/bench/judge.py): a plate is read
+only when the uploaded image shows it whole and readable. Uploads carry the capture time of their
+frame (the API's ``timestamp`` field), which the score maps to the newest frame sent before it to
+tell calls on a vehicle from calls in a vehicle-free gap.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 from agent.scene import SceneSpec, VehicleTruth
 from tests.bench.clip import FrameLog
 from tests.bench.idle_cpu import tree_cpu_s
+from tests.bench.judge import PlateJudge
 from tests.fixtures_rtsp import RtspServer
 from tests.prserver import PRServer, Recorded
 
@@ -120,24 +122,40 @@ class Call:
     camera: str
     captured: float  # wall time of its frame's capture (the upload's timestamp field)
     frame: int | None
-    vehicle: int | None
+    vehicle: int | None  # in view then (by time: for the score only)
+    texts: list[str] | None = None  # what the simulator read in it (None: answered by time)
 
 
 @dataclass
 class Rig:
-    """The servers one run needs; the contract server answers from the ground truth."""
+    """The servers one run needs; the contract server answers through the reader simulator
+    (``judge``), or without one from the ground truth by time (the vehicle in view then)."""
 
     truths: list[VehicleTruth]
     frames: FrameLog
     latency_s: float = 0.0
+    judge: PlateJudge | None = None
     calls: list[Call] = field(default_factory=list)
     server: PRServer | None = None
 
     def start(self) -> Rig:
         self.server = PRServer(token=None, latency_s=self.latency_s)
-        self.server.plate_for = self._plate_for
+        if self.judge is not None:
+            self.server.read_image = self._read_image
+        else:
+            self.server.plate_for = self._plate_for
         self.server.start()
         return self
+
+    def _read_image(self, rec: Recorded, image: Any) -> list[str]:
+        assert self.judge is not None
+        texts = [norm(v.text) for v in self.judge.read(image)]
+        stamp = (rec.fields.get("timestamp") or [""])[0]
+        captured = parse_iso(stamp) if stamp else time.time()
+        frame = self.frames.load().frame_at(captured)
+        self.calls.append(Call((rec.fields.get("camera_id") or [""])[0], captured, frame,
+                               vehicle_at(self.truths, frame), texts))
+        return texts
 
     def _plate_for(self, rec: Recorded) -> str:
         stamp = (rec.fields.get("timestamp") or [""])[0]
@@ -218,14 +236,14 @@ def stop(proc: subprocess.Popen[str]) -> None:
 
 
 def run_agent(clip: Path, spec: SceneSpec, truths: list[VehicleTruth], *, cameras: int = 1,
-              latency_s: float = 0.0) -> dict[str, Any]:
+              latency_s: float = 0.0, judge: PlateJudge | None = None) -> dict[str, Any]:
     """The agent with ``cameras`` cameras on the scene stream (all on the same stream)."""
     from tests.fixtures_mqtt import Broker
     from tests.sinks.lcus import LcusEmulator
 
     work = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
     server, frames = serve(clip, spec, work, "agent")
-    rig = Rig(truths, frames, latency_s).start()
+    rig = Rig(truths, frames, latency_s, judge).start()
     relay = LcusEmulator()
     (work / "mqtt").mkdir()
     broker = Broker(work / "mqtt") if shutil.which("mosquitto") else None
@@ -351,7 +369,9 @@ def score_agent(truths: list[VehicleTruth], frames: FrameLog, calls: list[Call],
     calls = [c for c in calls if c.vehicle is None or (c.camera or "cam1", c.vehicle) in scored]
     vehicle_calls = sum(1 for c in calls if c.vehicle is not None)
     gap_calls = len(calls) - vehicle_calls
+    empty = sum(1 for c in calls if c.vehicle is not None and c.texts is not None and not c.texts)
     return {
+        "empty_calls": empty,
         "vehicles": n, "not_scored": len(truths) * cameras - n, "joined_at_frame": joined,
         "read": read, "read_pct": round(100 * read / n, 1) if n else None,
         "events_new": new_events, "events_update": updates, "events_stray": stray,
@@ -363,11 +383,11 @@ def score_agent(truths: list[VehicleTruth], frames: FrameLog, calls: list[Call],
 
 
 def run_naive(clip: Path, spec: SceneSpec, truths: list[VehicleTruth], *, latency_s: float = 0.0,
-              every_s: float = 1.0) -> dict[str, Any]:
+              every_s: float = 1.0, judge: PlateJudge | None = None) -> dict[str, Any]:
     """The vendor-sample baseline on the same scene and the same contract server."""
     work = Path(tempfile.mkdtemp(prefix="bench-naive-"))
     server, frames = serve(clip, spec, work, "naive")
-    rig = Rig(truths, frames, latency_s).start()
+    rig = Rig(truths, frames, latency_s, judge).start()
     lines: list[tuple[float, str]] = []
     try:
         assert rig.server is not None

@@ -37,14 +37,18 @@ from tests.bench.judge import KnownPlate, PlateJudge
 from tests.prserver import PRServer, Recorded
 
 CLOUD_RATE_PER_S = 1.0
+TRUTH_VERSION = 1  # bump when ``Readable`` changes (the clip cache key covers the drawing and the judge)
 CLIENTS = ("sdk", "cloud", "naive")
 
 
 def known_plates(spec: SceneSpec) -> list[KnownPlate]:
-    """Every plate the scene draws: the vehicles' and the parked cars'."""
+    """Every plate the scene draws (the vehicles' and the parked cars'), with its picture."""
     texts = [v.plate for v in spec.vehicles] or list(spec.plates)
-    texts += [p.plate for p in spec.parked if p.kind == "car" and p.plate]
-    return [KnownPlate(t, functools.partial(plate_picture, t)) for t in texts]
+    pictures = [np.asarray(cv2.imread(p, cv2.IMREAD_COLOR), np.uint8) for p in spec.plate_images]
+    out = [KnownPlate(t, functools.partial(plate_picture, t, picture=pictures[k] if k < len(pictures) else None))
+           for k, t in enumerate(texts)]
+    return out + [KnownPlate(p.plate, functools.partial(plate_picture, p.plate))
+                  for p in spec.parked if p.kind == "car" and p.plate]
 
 
 def make_judge(spec: SceneSpec) -> PlateJudge:
@@ -87,7 +91,7 @@ def gate_clip(spec: SceneSpec) -> tuple[Path, list[VehicleTruth]]:
     """The scene's H.264 clip and its ground truth, cached (the key covers the drawing and the judge)."""
     doc = json.dumps(dataclasses.asdict(spec), sort_keys=True, default=list)
     code = b"".join(Path(m.__file__).read_bytes() for m in (scene, scene_looks, judge_mod))  # type: ignore[arg-type]
-    key = hashlib.sha256(f"{doc}|{BITRATE_KBPS}|".encode() + code + Path(__file__).read_bytes()).hexdigest()[:16]
+    key = hashlib.sha256(f"{doc}|{BITRATE_KBPS}|{TRUTH_VERSION}|".encode() + code).hexdigest()[:16]
     CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"gate-{key}.mp4"
     truth_path = path.with_suffix(".json")

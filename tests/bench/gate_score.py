@@ -176,7 +176,7 @@ def score_naive(truths: list[VehicleTruth], statics: list[StaticTruth], frames: 
             lat["event_from_stop"].append(at - sent[t.stop_frame])
         if t.readable_frame in sent:
             lat["event_from_readable"].append(at - sent[t.readable_frame])
-    out = {"vehicles": len(truths), "readable": len(readable), "read": len(first),
+    out: dict[str, Any] = {"vehicles": len(truths), "readable": len(readable), "read": len(first),
            "read_readable": len(readable & set(first)),
            "recall_pct": round(100 * len(readable & set(first)) / len(readable), 1) if readable else None,
            "latency_s": {k: summary(xs) for k, xs in lat.items()}, "latency_raw": lat}

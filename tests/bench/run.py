@@ -102,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="annotated plate images: eval-detector, and the scene's plates when present")
     ap.add_argument("--plates", choices=("auto", "real", "drawn"), default="auto",
                     help="scene plates: cut from --data (auto: when present) or drawn")
+    ap.add_argument("--reader", choices=("judge", "time"), default="judge",
+                    help="the contract server reads the uploaded image (judge, the default) or answers with "
+                         "the plate of the vehicle in view when the frame was taken (time: the old, kinder way)")
     ap.add_argument("--scenes", action="store_true",
                     help="only the gate scenes (tests/bench/scenes.py): a few minutes")
     ap.add_argument("--scene", default="", help=f"with --scenes: comma list of {', '.join(SCENES)} (default all)")
@@ -134,17 +137,19 @@ def main(argv: list[str] | None = None) -> int:
     clip, truths = scene_clip(spec)
     doc["scene"] = {"clip": str(clip), "vehicles": len(truths), "frames": truths[-1].exit_frame if truths else 0,
                     "fps": spec.fps, "size": f"{spec.width}x{spec.height}", "plates": kind}
+    judge = gate.make_judge(spec).warm() if args.reader == "judge" else None
     counts = [int(c) for c in args.cameras.split(",") if c]
     if "scaling" in skip:
         counts = counts[:1]
     doc["agent"] = {}
     for n in counts:
         log(f"agent, {n} camera(s), on the scene")
-        doc["agent"][str(n)] = e2e.run_agent(clip, spec, truths, cameras=n, latency_s=args.reader_latency_s)
+        doc["agent"][str(n)] = e2e.run_agent(clip, spec, truths, cameras=n, latency_s=args.reader_latency_s,
+                                             judge=judge)
         doc["agent"][str(n)]["plates"] = "real" if plates else "drawn"
         if n == counts[0] and "naive" not in skip:
             log("naive baseline (one full frame a second) on the scene")
-            doc["naive"] = e2e.run_naive(clip, spec, truths, latency_s=args.reader_latency_s)
+            doc["naive"] = e2e.run_naive(clip, spec, truths, latency_s=args.reader_latency_s, judge=judge)
     doc["load_end"] = loadavg()
     doc["duration_s"] = round(time.monotonic() - t_start, 1)
     print(table(doc))
@@ -256,6 +261,8 @@ def _e2e_rows(a: dict[str, Any], nv: dict[str, Any] | None) -> list[tuple[str, s
         ("API calls while a vehicle is in view, per vehicle",
          f"{a['calls_per_vehicle'] if a['gap_calls'] == 0 else '–'}",
          f"{nv['vehicle_calls_per_vehicle']}" if nv else "", "", ""),
+        ("API calls with no plate read while a vehicle is in view (reader simulator)",
+         f"{a.get('empty_calls', '–')}", "", "", ""),
         ("API calls in vehicle-free gaps (lead-in, gaps, tail)", f"{a['gap_calls']}",
          f"{nv['gap_calls']}" if nv else "", "0", _ok(a["gap_calls"] == 0)),
     ]
