@@ -114,3 +114,11 @@ def test_table_marks_a_missed_goal():
     assert "| vehicles read (1 camera, 10 vehicles, drawn plates) | 9/10 (90.0%) |  | ≥ 98% | MISSED |" in out
     assert "| API calls per vehicle (all calls ÷ vehicles) | 1.2 |  | ≤ 1.2 | met |" in out
     assert "1.20x" in out
+
+
+def test_agent_score_counts_calls_the_simulator_read_no_plate_in(tmp_path: Path):
+    truths = [truth("AB12 CDE", 10)]
+    frames = sent_log(tmp_path, 100)
+    calls = [Call("cam1", 0.0, 20, 0, []), Call("cam1", 0.0, 30, 0, ["AB12CDE"]), Call("cam1", 0.0, 95, None, [])]
+    result = score_agent(truths, frames, calls, [], relay_on=[], mqtt_got=[], cameras=1)
+    assert (result["calls"], result["empty_calls"], result["gap_calls"]) == (3, 1, 1)
