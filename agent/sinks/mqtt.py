@@ -128,6 +128,9 @@ class MqttSink:
                 c.tls_set(ca_certs=self._cfg.ca_file or None)
             except (OSError, ValueError) as err:
                 raise SinkError(f"mqtt: TLS set-up failed (ca_file={self._cfg.ca_file!r}): {err}") from err
+        if self._commands is not None and self._cfg.insecure_command:
+            logger.warning("mqtt gate command accepted with insecure_command = true: anyone who can publish "
+                           "to %s/+/gate/set on %s can open the gate", self._prefix, self._cfg.host)
         self._client = c
         depth = self._outbox.depth()
         if depth:
@@ -381,8 +384,13 @@ class MqttSink:
             self._wake.set()  # room in the window for the next outbox rows
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
-        if self._commands is not None:
-            self._commands.handle(msg.topic, msg.payload, bool(msg.retain))
+        if self._commands is None:
+            return
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:  # paho decodes on access; a junk topic is a refused command, not a failure
+            topic = ""
+        self._commands.handle(topic, bytes(msg.payload), bool(msg.retain))
 
     # ------------------------------------------------------------ status
 
