@@ -239,3 +239,22 @@ def gate_table(scenes: Sequence[dict[str, Any]], clients: Sequence[str]) -> str:
     lines.append("")
     lines.append("naive: no relay; its figures in brackets are its first answer carrying the plate.")
     return "\n".join(lines)
+
+
+def details(scene: dict[str, Any], clients: Sequence[str]) -> str:
+    """One scene's ground truth, then per client every call and relay opening with its frame."""
+    lines = [f"== {scene['scene']}: vehicles (plate, direction, enter / readable / stop / leave / exit frame)"]
+    lines += [f"   {t['plate']:10} {t['direction']:8} {t['enter_frame']} / {t['readable_frame']} / {t['stop_frame']} / "
+              f"{t['leave_frame']} / {t['exit_frame']}" for t in scene.get("truth", [])]
+    lines += [f"   static {o['kind']} {o['text']!r} box {o['box']}" for o in scene.get("statics", [])]
+    for c in clients:
+        r = scene.get(c)
+        if not r:
+            continue
+        lines.append(f"-- {CLIENT_NAMES.get(c, c)}")
+        lines += [f"   call  frame {x['frame']}: {x['kind']:6} {' '.join(x['texts']) or '-'} "
+                  f"({x['size'][0]}x{x['size'][1]}, simulator {x['judge_ms']} ms)" for x in r.get("calls_log", [])]
+        lines += [f"   event frame {x['frame']}: {x['type']} {x['plate'] or '-'}" for x in r.get("events_log", [])]
+        lines += [f"   relay frame {x['frame']}: {x['kind']} ({x['vehicle'] or 'no event'})"
+                  for x in r.get("relay_log", [])]
+    return "\n".join(lines)

@@ -28,7 +28,7 @@ from typing import Any
 
 from agent.scene import SceneSpec, plate_texts
 from tests.bench import e2e, gate, idle_cpu
-from tests.bench.gate_score import gate_table
+from tests.bench.gate_score import details, gate_table
 from tests.bench.scenes import SCENES
 from tests.bench.clip import real_plates, scene_clip
 from tests.fixtures_rtsp import rtsp_unavailable
@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenes", action="store_true",
                     help="only the gate scenes (tests/bench/scenes.py): a few minutes")
     ap.add_argument("--scene", default="", help=f"with --scenes: comma list of {', '.join(SCENES)} (default all)")
+    ap.add_argument("--details", action="store_true",
+                    help="with --scenes: also print every call, event and relay opening per scene (stderr)")
     ap.add_argument("--clients", default=",".join(gate.CLIENTS),
                     help="with --scenes: comma list of sdk (reader 0 s), cloud (1 call/s), naive")
     args = ap.parse_args(argv)
@@ -172,6 +174,8 @@ def run_scenes(args: argparse.Namespace) -> int:
         result = gate.run_scene(name, SCENES[name](), clients)
         doc["scenes"].append(result)
         log(f"scene {name}: " + ", ".join(f"{c} {result[c]['calls']} calls" for c in clients if c in result))
+        if args.details:
+            print(details(result, clients), file=sys.stderr, flush=True)
     doc["load_end"] = loadavg()
     doc["duration_s"] = round(time.monotonic() - t_start, 1)
     m = doc["machine"]

@@ -101,3 +101,19 @@ def test_relay_opens_are_timely_late_false_or_for_a_leaving_vehicle(tmp_path: Pa
     assert (late["opens_late"], late["opens_timely"], late["not_opened"]) == (1, 0, 1)
     assert overall([{"scene": "a", "sdk": r}, {"scene": "b", "sdk": late}], "sdk")["opens_late"] == 1
     assert "| a | agent, reader 0 s | 2 (2) | 2.0 |" in gate_table([{"scene": "a", "sdk": r}], ["sdk"])
+
+
+def test_readable_is_the_first_frame_the_simulator_reads_the_whole_plate_in_the_agents_crop():
+    from agent.scene import SceneSpec, Vehicle, Waypoint
+    from tests.bench.gate import Readable
+
+    path = (Waypoint(0.0, 0.5, 1.2, 1.0), Waypoint(1.0, 0.5, 0.8, 1.0), Waypoint(1.4, 0.5, 0.8, 1.0))
+    spec = SceneSpec(plates=("AB12 CDE",), vehicles=(Vehicle("AB12 CDE", path, stop=1, leave=2),), width=800,
+                     height=480, fps=10.0, lead_in_s=0.0, noise_sigma=3.0)
+    frames, truths, _ = render(spec)
+    geometric = truths[0].readable_frame  # whole in the frame and wide enough, by the drawing's arithmetic
+    readable = Readable(spec, truths)
+    for i, img in enumerate(frames):
+        readable(i, img)
+    boxes = plate_boxes(spec)[0]
+    assert boxes[0][3] > spec.height and 0 <= geometric <= truths[0].readable_frame < truths[0].stop_frame
