@@ -119,7 +119,8 @@ class Watchdog:
         if now - parts.reader.last_progress > limit + self._reader_slack_s:
             bad.append("reader")
         outputs = parts.outputs
-        if outputs.relay is not None and not outputs.relay.alive:
+        # a relay that has not answered for as long as a stall is dead, though its thread turns
+        if outputs.relay is not None and (not outputs.relay.alive or outputs.relay.failing_s() > limit):
             bad.append("relay")
         if outputs.mqtt is not None and not outputs.mqtt.alive:
             bad.append("mqtt")

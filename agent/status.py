@@ -118,15 +118,17 @@ class StatusBoard:
         mqtt = self._mqtt(stats.get("mqtt"))
         # an outbox in memory works, but loses what it holds at a restart: not healthy
         in_memory = (reader.get("outbox") or {}).get("storage") == MEMORY or mqtt.get("outbox_storage") == MEMORY
+        relay = self._relay(stats.get("relay"))
         doc = {
-            "ok": all(c["ok"] for c in cameras.values()) and reader["ok"] and bool(mqtt["alive"]) and not in_memory,
+            "ok": (all(c["ok"] for c in cameras.values()) and reader["ok"] and bool(mqtt["alive"]) and not in_memory
+                   and relay["ok"] is not False),
             "time": iso(wall),
             "uptime_s": round(now - self._started, 1),
             "summary": self._summary(),
             "cameras": cameras,
             "reader": reader,
             "mqtt": mqtt,
-            "relay": self._relay(stats.get("relay")),
+            "relay": relay,
             "clock": self._clock_doc(stats.get("clock"), stats.get("rules")),
             "webhooks": [
                 {"name": name, **{k: s.get(k) for k in ("url", "pending", "sent", "failed", "dropped", "last_error")}}
@@ -228,8 +230,9 @@ class StatusBoard:
     @staticmethod
     def _relay(g: Mapping[str, Any] | None) -> dict[str, Any]:
         if g is None:
-            return {"type": "none", "state": None, "last_pulse": None}
-        keys = ("type", "state", "last_pulse", "pulses", "forced_off", "errors", "last_error")
+            return {"type": "none", "state": None, "ok": True, "last_pulse": None}
+        keys = ("type", "state", "ok", "failing_s", "last_pulse", "pulses", "forced_off", "skipped_failing", "errors",
+                "last_error")
         return {k: g.get(k) for k in keys}
 
 
@@ -333,6 +336,7 @@ def metrics_text(doc: Mapping[str, Any]) -> str:
     if relay.get("state") is not None:
         m.add("relay_on", "gauge", "1 while the gate relay is on", [({}, relay["state"] == "on")])
         m.add("relay_pulses_total", "counter", "gate relay pulses", [({}, relay.get("pulses"))])
+        m.add("relay_ok", "gauge", "0 while the relay does not answer (unplugged, I/O errors)", [({}, relay.get("ok"))])
     return "\n".join(m.lines) + "\n"
 
 

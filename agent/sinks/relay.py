@@ -14,6 +14,7 @@ import time
 from typing import Any, Protocol, TextIO
 from collections.abc import Callable
 
+from ..backoff import backoff_s
 from ..config import RelayConfig
 from ..errors import SinkError
 from ..events import iso
@@ -22,13 +23,16 @@ from ..types import Decision
 
 logger = logging.getLogger(__name__)
 
-RETRY_OFF_S = 0.1  # a failed "off" is retried this often until it works
+RETRY_OFF_S = 0.1  # a failed "off" is retried after this, then less often (backoff) until it works
+RETRY_OFF_MAX_S = 2.0  # ... up to this: a board back from a USB reset is switched off within 2 s
+PROBE_S = 2.0  # while off, a serial board is checked this often (no bytes sent): an unplugged one is noticed
 SAFETY_POLL_S = 0.5  # while on, the timer thread re-checks max_on_s at least this often
 
 
 class RelayDriver(Protocol):
     def open(self) -> None: ...
     def set(self, on: bool) -> None: ...
+    def probe(self) -> bool: ...
     def close(self) -> None: ...
 
 
@@ -57,6 +61,10 @@ class GpioRelay:
             self._dev.on() if on else self._dev.off()
         except (GPIOZeroError, OSError, AttributeError) as err:
             raise SinkError(f"relay: GPIO write failed: {err}") from err
+
+    def probe(self) -> bool:
+        """A GPIO line cannot be unplugged: nothing to check (False: no check made)."""
+        return False
 
     def close(self) -> None:
         if self._dev is not None:
@@ -114,6 +122,22 @@ class SerialRelay:
             self._drop_port()
             raise SinkError(f"relay: serial write failed on {self._cfg.port}: {err}") from err
 
+    def probe(self) -> bool:
+        """Raise SinkError when the board is gone (reopening it first when it was lost); sends nothing.
+        A USB board that was unplugged answers every ioctl with EIO."""
+        import serial
+
+        if self._port is None:
+            if not self._active:
+                return False
+            self.open()
+        try:
+            self._port.in_waiting  # noqa: B018  (the ioctl is the check)
+        except (serial.SerialException, OSError) as err:
+            self._drop_port()
+            raise SinkError(f"relay: serial port {self._cfg.port} lost: {err}") from err
+        return True
+
     def _drop_port(self) -> None:
         import serial
 
@@ -157,11 +181,15 @@ class Gate:
         self._thread: threading.Thread | None = None
         self._started = self._closed = False
         self._changed = False  # switched off by the timer; listeners not told yet
-        self._off_failures = 0  # failed "off" writes in a row (logged once, not at every retry)
+        self._failures = 0  # failed writes or checks in a row (logged once, not at every retry)
+        self._failing_since: float | None = None  # first failure of this streak: the relay is not answering
+        self._owed_off = False  # the board went away while off: its state is unknown until an off lands
+        self._next_probe = float("-inf")
         self._last_error = ""
         self._last: dict[str, Any] = {}
         self._counts = dict.fromkeys(
-            ("pulses", "skipped_cooldown", "skipped_busy", "skipped_same_pass", "forced_off", "errors"), 0)
+            ("pulses", "skipped_cooldown", "skipped_busy", "skipped_same_pass", "skipped_failing", "forced_off",
+             "errors"), 0)
 
     @classmethod
     def from_config(cls, cfg: RelayConfig, **driver_kw: Any) -> Gate:
@@ -199,6 +227,11 @@ class Gate:
             now = self._clock()
             if not self._started or self._closed:
                 raise SinkError("relay: not started")
+            if self._failing_since is not None:  # its state is unknown; the owed off comes first
+                self._counts["skipped_failing"] += 1
+                logger.warning("relay pulse skipped: the relay is not answering camera=%s reason=%s",
+                               camera_id, reason)
+                return False
             if self._on:
                 self._counts["skipped_busy"] += 1
                 return False
@@ -209,9 +242,7 @@ class Gate:
             try:
                 self._driver.set(True)
             except SinkError as err:
-                self._counts["errors"] += 1
-                self._last_error = str(err)
-                logger.error("relay on failed, switching off: %s", err)
+                self._failed_locked(now, err, "on")
                 self._off_at = now  # state unknown: the timer thread drives it off right away
                 self._on, self._on_since = True, now
                 self._cond.notify_all()
@@ -238,9 +269,9 @@ class Gate:
         return wait
 
     def _service_locked(self) -> float | None:
-        if not self._on:
-            return None
         now = self._clock()
+        if not self._on:
+            return self._probe_locked(now)
         limit = self._on_since + self._cfg.max_on_s  # independent of off_at: a bad deadline cannot outlive it
         due = min(self._off_at, limit)
         if now < due:
@@ -248,23 +279,51 @@ class Gate:
         try:
             self._driver.set(False)
         except SinkError as err:
-            self._counts["errors"] += 1
-            self._last_error = str(err)
-            if not self._off_failures:
-                logger.error("relay off failed, retrying every %g s: %s", RETRY_OFF_S, err)
-            self._off_failures += 1
-            return RETRY_OFF_S
-        if self._off_failures:
-            logger.warning("relay off after %d failed attempts", self._off_failures)
-            self._off_failures = 0
+            return self._failed_locked(now, err, "off")
+        self._answers_again_locked(now)
+        self._on = False
+        self._changed = True
+        if self._owed_off:
+            self._owed_off = False
+            logger.info("relay off: the board is back")
+            return self._probe_locked(now)
         if now >= limit and self._off_at > limit:
             self._counts["forced_off"] += 1
             logger.warning("relay forced off after max_on_s=%g", self._cfg.max_on_s)
-        self._on = False
-        self._changed = True
         self._last["duration_s"] = round(now - self._on_since, 3)
         logger.info("relay off after %.3f s", now - self._on_since)
-        return None
+        return self._probe_locked(now)
+
+    def _probe_locked(self, now: float) -> float | None:
+        """While off: is the board still there? One gone is owed an off as soon as it is back."""
+        if now < self._next_probe:
+            return self._next_probe - now
+        try:
+            if not self._driver.probe():
+                return None  # nothing to check (GPIO)
+        except SinkError as err:
+            self._on, self._on_since, self._off_at, self._owed_off = True, now, now, True
+            return self._failed_locked(now, err, "check")
+        self._next_probe = now + PROBE_S
+        return PROBE_S
+
+    def _failed_locked(self, now: float, err: SinkError, what: str) -> float:
+        """Count a failed write or check; log the first of a streak. Returns the delay before the
+        next try: capped exponential backoff, without jitter (one board, no crowd to spread)."""
+        self._counts["errors"] += 1
+        self._last_error = str(err)
+        if self._failing_since is None:
+            self._failing_since = now
+            logger.error("relay %s failed; it is switched off as soon as it answers (retries up to every %g s): %s",
+                         what, RETRY_OFF_MAX_S, err)
+        self._failures += 1
+        return backoff_s(self._failures - 1, RETRY_OFF_S, RETRY_OFF_MAX_S, rng=lambda: 1.0)
+
+    def _answers_again_locked(self, now: float) -> None:
+        if self._failing_since is not None:
+            logger.warning("relay answers again after %.1f s and %d failed attempts",
+                           now - self._failing_since, self._failures)
+        self._failing_since, self._failures = None, 0
 
     def _run(self) -> None:
         while True:
@@ -295,14 +354,22 @@ class Gate:
     def is_on(self) -> bool:
         return self._on
 
+    def failing_s(self) -> float:
+        """How long the relay has not answered (0.0 while it does): the watchdog's stall limit applies."""
+        since = self._failing_since
+        return 0.0 if since is None else max(0.0, self._clock() - since)
+
     @property
     def alive(self) -> bool:
         """The timer thread that guarantees the off runs (or was not asked for, or we are closed)."""
         return self._thread is None or self._thread.is_alive() or self._closed
 
     def stats(self) -> dict[str, Any]:
-        # "on" until an off is confirmed: a board that stopped answering is not reported off
-        return {"type": self._cfg.type, "state": "on" if self._on else "off", **self._counts,
+        # "on" until an off is confirmed: a board that stopped answering is not reported off;
+        # "unknown" for one that went away while off
+        state = "unknown" if self._owed_off else "on" if self._on else "off"
+        return {"type": self._cfg.type, "state": state, "ok": self._failing_since is None,
+                "failing_s": round(self.failing_s(), 1), **self._counts,
                 "last_error": self._last_error or None, "last_pulse": dict(self._last) or None}
 
     def close(self) -> None:

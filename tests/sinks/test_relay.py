@@ -147,10 +147,13 @@ def test_failed_off_is_retried_until_it_works():
 
     driver.set = flaky  # type: ignore[method-assign]
     t[0] = 0.2
-    assert gate.service() == pytest.approx(0.1) and gate.is_on
-    assert gate.service() == pytest.approx(0.1)
+    assert gate.service() == pytest.approx(0.1) and gate.is_on  # retried with backoff: 0.1 s, then 0.2 s
+    assert not gate.stats()["ok"] and gate.pulse() is False and gate.stats()["skipped_failing"] == 1
+    t[0] = 0.3
+    assert gate.service() == pytest.approx(0.2) and gate.failing_s() == pytest.approx(0.1)
+    t[0] = 0.5
     assert gate.service() is None and not gate.is_on and factory.pin(17).state == 0
-    assert gate.stats()["errors"] == 2
+    assert gate.stats()["errors"] == 2 and gate.stats()["ok"] and gate.failing_s() == 0.0
     gate.close()
 
 
