@@ -236,8 +236,9 @@ def gate_table(scenes: Sequence[dict[str, Any]], clients: Sequence[str]) -> str:
     for s in scenes:
         lines += [_row(s["scene"], c, s[c]) for c in clients if c in s]
     lines += [_row("**all**", c, overall(scenes, c)) for c in clients]
-    lines.append("")
-    lines.append("naive: no relay; its figures in brackets are its first answer carrying the plate.")
+    if "naive" in clients:
+        lines.append("")
+        lines.append("naive: no relay; its figures in brackets are its first answer carrying the plate.")
     return "\n".join(lines)
 
 
