@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 from collections.abc import Mapping
 from datetime import datetime, UTC
 from typing import Any
 
 import requests
 
+from .. import httpdeadline
 from ..config import ReaderConfig, secret
 from ..errors import ConfigError
 from ..types import PlateCrop, PlateRead
@@ -127,7 +127,7 @@ class HttpReader:
 
     def _get_session(self) -> requests.Session:
         if self._session is None:
-            self._session = requests.Session()
+            self._session = httpdeadline.session()
             self._session.headers.update(self._headers())
         return self._session
 
@@ -135,31 +135,21 @@ class HttpReader:
         return text.replace(self._token, "<token>") if self._token else text
 
     def _request(self, method: str, url: str, **kw: Any) -> tuple[int, bytes, Mapping[str, str]]:
-        timeout = (self.cfg.timeout_connect_s, self.cfg.timeout_read_s)
+        # silent for timeout_read_s, or not done within connect + read timeouts in all (connect,
+        # upload, answer): a server trickling its answer a byte at a time is cut off there
+        total_s = self.cfg.timeout_connect_s + self.cfg.timeout_read_s
         what = f"{self.kind} reader {method}"
         try:
-            resp = self._get_session().request(method, url, timeout=timeout, stream=True, **kw)
-        except requests.Timeout as err:
-            raise Timeout(f"{what}: no answer within {timeout[1]} s") from err
-        except requests.RequestException as err:
-            raise ConnectionFailed(f"{what}: {type(err).__name__}") from err
-        deadline = time.monotonic() + self.cfg.timeout_connect_s + self.cfg.timeout_read_s
-        try:
-            chunks, total = [], 0
-            for chunk in resp.iter_content(65536):
-                total += len(chunk)
-                if total > MAX_ANSWER_BYTES:
-                    raise BadResponse(f"{what}: answer larger than {MAX_ANSWER_BYTES} bytes")
-                if time.monotonic() > deadline:
-                    raise Timeout(f"{what}: answer took longer than {timeout[1]} s")
-                chunks.append(chunk)
-            return resp.status_code, b"".join(chunks), resp.headers
-        except requests.Timeout as err:
-            raise Timeout(f"{what}: answer stalled") from err
-        except requests.RequestException as err:
-            raise ConnectionFailed(f"{what}: answer cut off ({type(err).__name__})") from err
-        finally:
-            resp.close()
+            answer = httpdeadline.fetch(
+                self._get_session(), method, url, connect_s=self.cfg.timeout_connect_s,
+                read_s=self.cfg.timeout_read_s, total_s=total_s, max_bytes=MAX_ANSWER_BYTES, **kw)
+        except httpdeadline.DeadlineExceeded as err:
+            raise Timeout(f"{what}: {err}") from err
+        except httpdeadline.AnswerTooLarge as err:
+            raise BadResponse(f"{what}: answer larger than {MAX_ANSWER_BYTES} bytes") from err
+        except httpdeadline.RequestFailed as err:
+            raise ConnectionFailed(f"{what}: {err}") from err
+        return answer.status, answer.body, answer.headers
 
     def _detail(self, body: bytes) -> str:
         """The API's ``detail`` text, short and scrubbed, for messages; "" if absent."""

@@ -16,6 +16,7 @@ import time
 from typing import Any
 from collections.abc import Callable, Mapping
 
+from .. import httpdeadline
 from ..backoff import backoff_s
 from ..config import WebhookConfig, secret
 from ..errors import SinkError
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 EVENT = "image.done"  # what Plate Recognizer's own webhooks send; receivers key on it
 BACKOFF_FIRST_S = 0.5
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+MAX_ANSWER_BYTES = 65536  # the answer is not used; read only so the connection can be kept
 
 
 class DeliveryError(SinkError):
@@ -56,14 +58,12 @@ def document(decision: Decision, target: str, hook_id: int) -> dict[str, Any]:
 
 class WebhookSink:
     def __init__(self, cfg: WebhookConfig, hook_id: int = 1, *, environ: Mapping[str, str] | None = None,
-                 session_factory: Callable[[], Any] | None = None,
                  sleep: Callable[[float], bool] | None = None,
                  rng: Callable[[], float] = random.random) -> None:
         self._cfg = cfg
         self._rng = rng  # the retry delays' jitter
         self.hook_id = hook_id
         self._environ = environ
-        self._session_factory = session_factory
         self._queue: queue.Queue[Decision | None] = queue.Queue(maxsize=cfg.queue_size)
         self._stop = threading.Event()
         self._wait = sleep or self._stop.wait  # returns True when stopping
@@ -110,9 +110,7 @@ class WebhookSink:
     # ------------------------------------------------------------ worker
 
     def _run(self) -> None:
-        import requests
-
-        session = self._session_factory() if self._session_factory else requests.Session()
+        session = httpdeadline.session()
         try:
             while not self._stop.is_set():
                 d = self._queue.get()
@@ -147,10 +145,8 @@ class WebhookSink:
         self._counts["failed"] += 1
 
     def _post(self, session: Any, d: Decision) -> None:
-        import requests
-
         doc = document(d, self._cfg.url, self.hook_id)
-        kwargs: dict[str, Any] = {"headers": dict(self._headers), "timeout": self._cfg.timeout_s}
+        kwargs: dict[str, Any] = {"headers": dict(self._headers)}
         jpeg = crop_jpeg(d)
         if self._cfg.format == "multipart":
             kwargs["data"] = {"json": json.dumps(doc)}
@@ -161,12 +157,16 @@ class WebhookSink:
                 del kwargs["data"]
         else:
             kwargs["json"] = doc
-        try:
-            resp = session.post(self._cfg.url, **kwargs)
-        except requests.RequestException as err:
+        try:  # timeout_s is the whole attempt: a receiver trickling its answer is cut off there
+            t = self._cfg.timeout_s
+            status = httpdeadline.fetch(session, "POST", self._cfg.url, connect_s=t, read_s=t, total_s=t,
+                                        max_bytes=MAX_ANSWER_BYTES, **kwargs).status
+        except httpdeadline.AnswerTooLarge as err:
+            status = err.status  # delivered or not, the answer's body is of no use
+        except httpdeadline.HttpError as err:
             raise DeliveryError(f"{type(err).__name__}: {err}", retry=True) from err
-        if not 200 <= resp.status_code < 300:
-            raise DeliveryError(f"HTTP {resp.status_code}", retry=resp.status_code in RETRY_STATUS)
+        if not 200 <= status < 300:
+            raise DeliveryError(f"HTTP {status}", retry=status in RETRY_STATUS)
 
     @property
     def alive(self) -> bool:
