@@ -14,10 +14,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
+from .boundedhttp import BoundedHTTPServer, is_loopback
 from .config import Config, StatusConfig, secret
 from .dbfile import MEMORY
 from .events import iso
@@ -26,7 +27,9 @@ logger = logging.getLogger(__name__)
 
 RATE_WINDOW_S = 5.0  # fps processed: counted over this window
 THROTTLED_RECENT_S = 60.0  # a 429 within this long: "rate_limited"
-REQUEST_TIMEOUT_S = 5.0  # an idle client connection is dropped after this long
+REQUEST_TIMEOUT_S = 5.0  # a client connection is closed after this long in all, however it trickles
+HTTP_WORKERS = 4  # requests served at once; a few more wait, the rest are answered 503 at once
+HTTP_QUEUED = 16
 URL_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
 
 
@@ -379,28 +382,27 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-
 class StatusServer:
     """``GET /status`` and ``GET /metrics`` on ``bind:port`` (port 0: any free port, see ``port``)."""
 
     def __init__(self, cfg: StatusConfig, board: StatusBoard) -> None:
         self._cfg = cfg
         self._board = board
-        self._httpd: _Server | None = None
+        self._httpd: BoundedHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         """Bind and serve on the ``status-http`` thread; raises OSError when the address is taken."""
         handler = type("Handler", (_Handler,), {"board": self._board})
-        self._httpd = _Server((self._cfg.bind, self._cfg.port), handler)
+        self._httpd = BoundedHTTPServer((self._cfg.bind, self._cfg.port), handler, workers=HTTP_WORKERS,
+                                        queued=HTTP_QUEUED, deadline_s=REQUEST_TIMEOUT_S, name="status-http")
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="status-http", daemon=True)
         self._thread.start()
         logger.info("status server listening address=%s port=%d", self._cfg.bind, self.port)
+        if not is_loopback(self._cfg.bind):
+            logger.warning("status server reachable from the network address=%s: /status and /metrics have no"
+                           " authentication; bind it to 127.0.0.1 or firewall the port", self._cfg.bind)
 
     @property
     def port(self) -> int:

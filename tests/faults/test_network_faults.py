@@ -1,18 +1,24 @@
 """Hostile peers on loopback: a reader or webhook receiver answering one byte every half second
-is cut off at the request's whole deadline; an endless answer is read only up to its cap."""
+is cut off at the request's whole deadline; an endless answer is read only up to its cap; a flood
+of slow /status clients holds a few threads, each client for a few seconds at most."""
 
 from __future__ import annotations
 
+import logging
+import select
+import socket
 import threading
 import time
+from typing import Any
 
 import pytest
 
-from agent.config import WebhookConfig
+from agent.config import StatusConfig, WebhookConfig
 from agent.read import SdkReader
 from agent.read.errors import BadResponse, Timeout
 from agent.sinks.webhook import WebhookSink
-from tests.faults.conftest import wait_until
+from agent.status import StatusBoard, StatusServer
+from tests.faults.conftest import http_get, wait_until
 from tests.read.conftest import make_crop, reader_cfg
 from tests.sinks.test_mqtt import decision
 from tests.slowloris import SlowLoris
@@ -83,3 +89,67 @@ def test_webhook_answer_body_is_capped() -> None:
         sent = server.bytes_sent
     assert w.stats()["sent"] == 1  # a 200 is delivered, whatever its body
     assert sent < 20_000_000, f"{sent} bytes of an answer nobody reads"
+
+
+# ---------------------------------------------------------------- /status
+
+
+@pytest.fixture
+def status_server():
+    board = StatusBoard(lambda: {}, frame_timeout_s={})
+    servers: list[StatusServer] = []
+
+    def make(**cfg: Any) -> StatusServer:
+        s = StatusServer(StatusConfig(port=0, **cfg), board)
+        s.start()
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.close()
+
+
+def test_status_flood_of_slow_clients_holds_few_threads_and_each_is_cut_off(status_server) -> None:
+    server = status_server()
+    baseline = threading.active_count()
+    socks = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(300)]
+    t0 = time.monotonic()
+    open_ = set(range(len(socks)))
+    peak = 0
+    request = b"GET /status HTTP/1.0\r\n" + b"X-Slow: " + b"a" * 100
+    sent = 0
+    while open_ and time.monotonic() - t0 < 9.0:
+        for i in list(open_):  # one more byte from every slow client, every half second
+            try:
+                socks[i].send(request[sent:sent + 1])
+            except OSError:
+                open_.discard(i)
+        sent += 1
+        peak = max(peak, threading.active_count() - baseline)
+        ready, _, _ = select.select([socks[i] for i in open_], [], [], 0.5)
+        for s in ready:
+            try:
+                data = s.recv(4096)
+            except OSError:
+                data = b""
+            if not data or b"503" in data:
+                open_.discard(socks.index(s))
+        if 2.0 < time.monotonic() - t0 < 2.6:  # mid-flood, another client is answered at once
+            t1 = time.monotonic()
+            code, _ = http_get(server.port, timeout_s=3.0)
+            assert code == 503 and time.monotonic() - t1 < 1.0
+    took = time.monotonic() - t0
+    for s in socks:
+        s.close()
+    assert peak <= 12, f"{peak} threads for 300 slow clients"
+    assert not open_, f"{len(open_)} slow clients still held after {took:.1f} s"
+    wait_until(lambda: http_get(server.port)[0] == 200, timeout_s=6.0, what="/status served after the flood")
+
+
+def test_status_bound_beyond_loopback_is_warned_about(status_server, caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="agent.status")
+    status_server(bind="127.0.0.1")
+    assert not [r for r in caplog.records if "network" in r.getMessage()]
+    status_server(bind="0.0.0.0")
+    assert [r for r in caplog.records if "reachable from the network" in r.getMessage()]
