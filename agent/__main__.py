@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import config
+from . import config, redact
 from .errors import AgentError, ConfigError
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ def setup_logging(level: str) -> None:
     if not os.environ.get("JOURNAL_STREAM"):
         fmt = "%(asctime)s " + fmt
     logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr, force=True)
+    redact.guard_logs()
 
 
 def load_config(path: str) -> config.Config | None:

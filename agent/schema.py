@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import field
 from typing import Any
 
+from . import redact
+
 if typing.TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
@@ -122,10 +124,11 @@ def _check_bounds(f: dataclasses.Field[Any], value: Any, path: str, errors: list
             errors.append(f"{path}: must be > {m['gt']}, not {value}")
     # fullmatch: with search, "$" also matches before a trailing line break ("gate\n" passed as an id)
     if isinstance(value, str) and m.get("pattern") and not re.fullmatch(m["pattern"], value):
+        shown = redact.text(repr(value))  # a bad URL may still hold a password
         if m.get("expect"):
-            errors.append(f"{path}: must be {m['expect']}, not {value!r}")
+            errors.append(f"{path}: must be {m['expect']}, not {shown}")
         else:
-            errors.append(f"{path}: {value!r} does not match {m['pattern']}")
+            errors.append(f"{path}: {shown} does not match {m['pattern']}")
 
 
 def _check_when(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import cv2
 
+from . import redact
 from .config import Config
 from .health import STALL_S, Report, SummaryPublisher, Watchdog
 from .notify import Notifier
@@ -95,6 +96,7 @@ class Service:
 
     def start(self) -> None:
         """Build every part (``build``), then start the threads and the status server."""
+        redact.guard_logs()  # from here on no log line shows a URL's secrets, whoever logs it
         running = self.build()
         self.threads = list(running.parts.threads)
         for t in self.threads:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 import threading
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,6 +18,7 @@ import cv2
 
 from .config import CameraConfig
 from .errors import SourceError
+from .redact import url as redact_url
 from .types import Image
 
 logger = logging.getLogger(__name__)
@@ -65,8 +65,8 @@ def source_kind(cfg: CameraConfig) -> str:
 
 
 def redact(source: str) -> str:
-    """The source with any ``user:password@`` removed, for logs and error messages."""
-    return re.sub(r"(?<=://)[^/@\s]*@", "***@", source)
+    """The source as logs and error messages show it (no password, no query values)."""
+    return redact_url(source)
 
 
 class _FfmpegOptions:

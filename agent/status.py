@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 from collections import deque
@@ -18,6 +17,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import redact
 from .boundedhttp import BoundedHTTPServer, is_loopback
 from .config import Config, StatusConfig, secret
 from .dbfile import MEMORY
@@ -30,15 +30,14 @@ THROTTLED_RECENT_S = 60.0  # a 429 within this long: "rate_limited"
 REQUEST_TIMEOUT_S = 5.0  # a client connection is closed after this long in all, however it trickles
 HTTP_WORKERS = 4  # requests served at once; a few more wait, the rest are answered 503 at once
 HTTP_QUEUED = 16
-URL_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
 
 
 def scrub(value: Any, secrets: Iterable[str]) -> Any:
-    """``value`` with every secret and every ``user:password@`` in URLs replaced by ``***``."""
+    """``value`` with every secret replaced by ``***`` and every URL in it redacted."""
     if isinstance(value, str):
         for s in secrets:
             value = value.replace(s, "***")
-        return URL_USERINFO.sub("***@", value)
+        return redact.text(value)
     if isinstance(value, Mapping):
         return {str(k): scrub(v, secrets) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

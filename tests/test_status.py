@@ -199,8 +199,9 @@ def test_every_webhook_shows_on_status_under_its_name(tmp_path: Path) -> None:
         while [(h["sent"], h["failed"]) for h in hooks()] != [(1, 0), (0, 1)] and time.monotonic() < deadline:
             time.sleep(0.05)
         got = hooks()
+        shown = ok.url.replace("/hook", "/***"), refusing.url.replace("/hook", "/***")  # a path may be a secret
         assert [(h["name"], h["url"], h["sent"], h["failed"]) for h in got] == [
-            ("webhook-1", ok.url, 1, 0), ("webhook-2", refusing.url.replace("/hook", "/other"), 0, 1)]
+            ("webhook-1", shown[0], 1, 0), ("webhook-2", shown[1], 0, 1)]
         assert len(ok.requests) == 1 and len(refusing.requests) == 1
     finally:
         service.close()

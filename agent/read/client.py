@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from .. import httpdeadline
+from .. import httpdeadline, redact
 from ..config import ReaderConfig, secret
 from ..errors import ConfigError
 from ..types import PlateCrop, PlateRead
@@ -204,7 +204,7 @@ class CloudReader(HttpReader):
         return requests.compat.urljoin(self.url, "../statistics/")
 
     def __repr__(self) -> str:
-        return f"CloudReader(url={self.url!r})"
+        return f"CloudReader(url={redact.url(self.url)!r})"
 
 
 class SdkReader(HttpReader):
@@ -217,7 +217,7 @@ class SdkReader(HttpReader):
         return requests.compat.urljoin(self.url, "/info/")
 
     def __repr__(self) -> str:
-        return f"SdkReader(url={self.url!r})"
+        return f"SdkReader(url={redact.url(self.url)!r})"
 
 
 __all__ = ["CLOUD_URL", "SDK_URL", "CloudReader", "HttpReader", "SdkReader", "iso_utc"]

@@ -10,6 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .. import redact
 from ..config import ReaderConfig
 from ..errors import ConfigError, ReaderError
 from ..types import Box, Detection, PlateCrop, PlateRead
@@ -78,7 +79,7 @@ def read_image(
         reader.close()
     return {
         "image": {"path": str(p), "width": w, "height": h, "bytes": len(data)},
-        "reader": {"type": cfg.type, "url": reader.url},
+        "reader": {"type": cfg.type, "url": redact.url(reader.url)},
         "elapsed_s": round(elapsed, 3),
         "reads": [read_to_dict(r) for r in reads],
         "response": doc,

@@ -16,7 +16,7 @@ import time
 from typing import Any
 from collections.abc import Callable, Mapping
 
-from .. import httpdeadline
+from .. import httpdeadline, redact
 from ..backoff import backoff_s
 from ..config import WebhookConfig, secret
 from ..errors import SinkError
@@ -63,6 +63,7 @@ class WebhookSink:
         self._cfg = cfg
         self._rng = rng  # the retry delays' jitter
         self.hook_id = hook_id
+        self.shown_url = redact.url(cfg.url, path=False)  # the path of a webhook URL is often its secret
         self._environ = environ
         self._queue: queue.Queue[Decision | None] = queue.Queue(maxsize=cfg.queue_size)
         self._stop = threading.Event()
@@ -77,7 +78,7 @@ class WebhookSink:
         if self._cfg.secret_header:
             value = secret(self._cfg.secret_env, self._environ)
             if not value:
-                raise SinkError(f"webhook {self._cfg.url}: secret_header set but ${self._cfg.secret_env} is empty")
+                raise SinkError(f"webhook {self.shown_url}: secret_header set but ${self._cfg.secret_env} is empty")
             self._headers[self._cfg.secret_header] = value
         self._thread = threading.Thread(target=self._run, name=f"webhook-{self.hook_id}", daemon=True)
         self._thread.start()
@@ -88,7 +89,7 @@ class WebhookSink:
             self._counts["queued"] += 1
         except queue.Full:
             self._counts["dropped"] += 1
-            logger.warning("webhook queue full, event dropped url=%s event_id=%s", self._cfg.url, decision.event_id)
+            logger.warning("webhook queue full, event dropped url=%s event_id=%s", self.shown_url, decision.event_id)
 
     def close(self) -> None:
         """Stop after the current attempt; what is still queued is dropped and counted."""
@@ -120,7 +121,7 @@ class WebhookSink:
                     self._deliver(session, d)
                 except Exception:  # the thread's one catch-all
                     self._counts["failed"] += 1
-                    logger.exception("webhook delivery crashed url=%s", self._cfg.url)
+                    logger.exception("webhook delivery crashed url=%s", self.shown_url)
         finally:
             session.close()
 
@@ -134,7 +135,7 @@ class WebhookSink:
                 self._post(session, d)
             except DeliveryError as err:
                 self._last_error = str(err)
-                logger.warning("webhook failed url=%s attempt=%d/%d error=%s", self._cfg.url, attempt + 1,
+                logger.warning("webhook failed url=%s attempt=%d/%d error=%s", self.shown_url, attempt + 1,
                                self._cfg.retries + 1, err)
                 if not err.retry:
                     break
@@ -174,5 +175,5 @@ class WebhookSink:
         return self._thread is None or self._thread.is_alive()
 
     def stats(self) -> dict[str, Any]:
-        return {"url": self._cfg.url, "pending": self._queue.qsize(), **self._counts,
+        return {"url": self.shown_url, "pending": self._queue.qsize(), **self._counts,
                 "last_error": self._last_error, "last_ok": self._last_ok}
