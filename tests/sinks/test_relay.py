@@ -194,7 +194,8 @@ def test_serial_lcus_board_over_pty(emulator: LcusEmulator):
     clock.wait_reads("relay")
     assert gate.is_on
     clock.set(0.3)
-    emulator.wait_for(0, after=2)
+    emulator.wait_for(0, after=2)  # on the wire before the gate books the pulse's end: wait for that too
+    wait_until(lambda: "duration_s" in gate.stats()["last_pulse"])
     assert gate.stats()["last_pulse"]["duration_s"] == 0.3
     gate.close()
     emulator.wait_for(0, after=3)  # close drives it off once more
