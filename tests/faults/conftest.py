@@ -45,8 +45,9 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     return get
 
 
-def wait_until(check: Callable[[], T], timeout_s: float = 20.0, every_s: float = 0.1, what: str = "") -> T:
-    """The first truthy ``check()``; fails the test after ``timeout_s``."""
+def wait_until(check: Callable[[], T], timeout_s: float = 20.0, every_s: float = 0.1, what: str = "",
+               detail: Callable[[], Any] | None = None) -> T:
+    """The first truthy ``check()``; fails the test after ``timeout_s`` (saying ``detail()`` when given)."""
     deadline = time.monotonic() + timeout_s
     last: Any = None
     while time.monotonic() < deadline:
@@ -54,7 +55,8 @@ def wait_until(check: Callable[[], T], timeout_s: float = 20.0, every_s: float =
         if last:
             return last
         time.sleep(every_s)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what or check}; last={last!r}")
+    more = f"; {detail()!r}" if detail is not None else ""
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what or check}; last={last!r}{more}")
 
 
 def http_get(port: int, path: str = "/status", timeout_s: float = 5.0) -> tuple[int, bytes]:

@@ -76,7 +76,8 @@ def test_outage_while_cars_pass_every_read_delivered_and_no_late_opening(
     assert doc["reader"]["last_error"]
     wait_until(lambda: clip_done(agent), what="both cars passed")
     # at least one crop per car waits
-    wait_until(lambda: agent.doc()["reader"]["outbox"]["depth"] >= len(CARS), what="a crop per car parked")
+    wait_until(lambda: agent.doc()["reader"]["outbox"]["depth"] >= len(CARS), what="a crop per car parked",
+               detail=lambda: (agent.doc()["reader"], agent.service.parts.camera("gate").pipeline.counters))
     assert agent.service.watchdog.healthy()
 
     server.outage = None
