@@ -1,4 +1,5 @@
-"""Command line: ``plate-agent run | check-config | demo | probe | eval-detector | relay-test``.
+"""Command line: ``plate-agent run | check-config | demo | probe | eval-detector | relay-test |
+install | uninstall | doctor``.
 
 Exit codes: 0 ok, 1 could not start or run, 2 invalid configuration or usage.
 """
@@ -45,13 +46,24 @@ def load_config(path: str) -> config.Config | None:
         return None
 
 
+def run_config_errors(path: str | os.PathLike[str]) -> tuple[config.Config | None, list[str]]:
+    """The config ``run`` starts from, or every reason it would refuse it (``check-config``,
+    ``install`` and ``doctor`` ask this too, so they refuse the same files)."""
+    try:
+        cfg = config.load(path)
+    except ConfigError as err:
+        return None, list(err.errors)
+    if not cfg.cameras:
+        return None, ["cameras: at least one [[cameras]] table is needed to run"]
+    return cfg, []
+
+
 def load_run_config(path: str) -> config.Config | None:
-    """The config ``run`` starts from; ``check-config`` calls this too, so they refuse the same files."""
-    cfg = load_config(path)
-    if cfg is not None and not cfg.cameras:
-        print(f"{path}: invalid configuration:\n  cameras: at least one [[cameras]] table is needed to run",
-              file=sys.stderr)
-        return None
+    cfg, errors = run_config_errors(path)
+    if cfg is None:
+        print(f"{path}: invalid configuration:", file=sys.stderr)
+        for line in errors:
+            print(f"  {line}", file=sys.stderr)
     return cfg
 
 
@@ -138,6 +150,20 @@ def cmd_relay_test(args: argparse.Namespace) -> int:
     return relay_test(cfg.relay)
 
 
+def cmd_install(args: argparse.Namespace) -> int:
+    from .install import run_install
+
+    setup_logging(args.log_level or "warning")
+    return run_install(args.root, ask_token=not args.no_token, check=lambda p: run_config_errors(p)[1])
+
+
+def cmd_uninstall(args: argparse.Namespace) -> int:
+    from .install import run_uninstall
+
+    setup_logging(args.log_level or "warning")
+    return run_uninstall(args.root, purge=args.purge)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="plate-agent", description="Edge camera agent for licence-plate gates.")
     ap.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
@@ -172,6 +198,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("relay-test", help="pulse the configured gate relay once")
     p.add_argument("-c", "--config", default=DEFAULT_CONFIG)
     p.set_defaults(func=cmd_relay_test)
+
+    p = sub.add_parser("install", help="set up the system user, config, token credential and service; start it")
+    p.add_argument("--root", default="", metavar="DIR",
+                   help="install into DIR standing in for / and print the commands instead of running them")
+    p.add_argument("--no-token", action="store_true", help="do not ask for the Plate Recognizer token")
+    p.set_defaults(func=cmd_install)
+
+    p = sub.add_parser("uninstall", help="stop and remove the service (config and history stay unless --purge)")
+    p.add_argument("--root", default="", metavar="DIR", help="as for install")
+    p.add_argument("--purge", action="store_true", help="also remove the config, the token, the history and the user")
+    p.set_defaults(func=cmd_uninstall)
     return ap
 
 
