@@ -227,7 +227,8 @@ class MqttSink:
                 raise SinkError(f"mqtt: subscribe failed rc={rc}")
         if self._cfg.ha_discovery:
             for topic, payload in discovery(self.client_id, self._prefix, self._cfg.discovery_prefix,
-                                            self._cameras, self._gate_cameras):
+                                            self._cameras, self._gate_cameras,
+                                            crop_topic=self._cfg.publish_crop == "topic"):
                 c.publish(topic, payload, qos=1, retain=True)
         with self._gate_lock:
             if self._gate_on is not None:
