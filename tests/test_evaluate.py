@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from agent import config
-from agent.evaluate import eval_detector, format_table, match, read_annotations, run_eval
+from agent.tools.evaluate import eval_detector, format_table, match, read_annotations, run_eval
 from agent.types import Box, Detection
 
 from .detect.conftest import MODELS

@@ -12,7 +12,7 @@ import pytest
 from agent import config
 from agent.crop import Cropper
 from agent.detect import TFLiteDetector
-from agent.probe import probe_image, run_probe
+from agent.tools.probe import probe_image, run_probe
 from agent.types import PlateCrop, PlateRead
 
 from .detect.conftest import MODELS, tiny_cfg

@@ -19,7 +19,7 @@ from gpiozero.pins.mock import MockFactory
 
 from agent import config
 from agent.events import JsonLinesSink
-from agent.scene import SceneSpec, write_clip
+from agent.tools.scene import SceneSpec, write_clip
 from agent.service import Service
 from tests.sinks.test_webhook import Server as WebhookServer
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from agent.backoff import backoff_s
-from agent.capture import BACKOFF_BASE_S, MAX_STUCK_READERS, Capture, check_image
+from agent.sources.capture import BACKOFF_BASE_S, MAX_STUCK_READERS, Capture, check_image
 from agent.config import CameraConfig, parse
 from agent.errors import SourceError
 from agent.sources import EndOfStream, OpenCVSource, redact, source_kind
@@ -283,7 +283,7 @@ def test_clock_is_injected(captures: list[Capture]) -> None:
 
 
 def test_reconnect_backs_off_up_to_the_cap(captures: list[Capture], caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="agent.capture")
+    caplog.set_level(logging.WARNING, logger="agent.sources.capture")
     cam = FakeCamera(fail_opens=4)
     cam.script.put(image(7))
     cap = start(captures, camera(reconnect_max_s=0.8), source_factory=cam, rng=lambda: 1.0, tick_s=0.02)

@@ -8,18 +8,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ..config import DetectorConfig
 
-# file name of the default model; built by models/build_model.py, documented in models/README.md
+# file name of the default model (package data in agent/detect/model/); built by models/build_model.py,
+# documented in models/README.md
 BUNDLED_MODEL = "plate_yolov8n_512x384_drq.tflite"
 
 
 def bundled_model_path(name: str = BUNDLED_MODEL) -> Path:
-    """The default model: the copy installed in the package, else the source checkout's models/."""
-    pkg = Path(__file__).resolve().parent.parent  # .../agent
-    candidates = (pkg / "_models" / name, pkg.parent / "models" / name)
-    for path in candidates:
-        if path.is_file():
-            return path
-    return candidates[-1]  # the checkout path, so a "missing model" error names it
+    """The default model, installed with the package (agent/detect/model/)."""
+    return Path(__file__).resolve().parent / "model" / name
 
 
 def model_path(cfg: DetectorConfig) -> Path:

@@ -1,4 +1,4 @@
-"""The benchmark scene as an H.264 MP4 (agent/scene.py frames piped through GStreamer's x264enc),
+"""The benchmark scene as an H.264 MP4 (agent/tools/scene.py frames piped through GStreamer's x264enc),
 cached by its spec, with its ground truth; and the RTSP server's frame log read back as times.
 """
 
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import cv2
 
-from agent import scene, scene_looks
+from agent.tools import scene, scene_looks
 from agent.plates import canonical, distance
-from agent.scene import SceneSpec, VehicleTruth, render
+from agent.tools.scene import SceneSpec, VehicleTruth, render
 from agent.types import Image
 
 CACHE = Path(os.environ.get("PLATE_AGENT_BENCH_CACHE", Path(tempfile.gettempdir()) / "plate-agent-bench"))

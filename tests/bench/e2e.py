@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.scene import SceneSpec, VehicleTruth
+from agent.tools.scene import SceneSpec, VehicleTruth
 from tests.bench.clip import FrameLog
 from tests.bench.idle_cpu import tree_cpu_s
 from tests.bench.judge import PlateJudge

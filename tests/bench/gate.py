@@ -25,9 +25,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from agent import scene, scene_looks
+from agent.tools import scene, scene_looks
 from agent.crop import crop_region
-from agent.scene import SceneSpec, StaticTruth, VehicleTruth, plate_boxes, plate_picture, static_layer, static_objects
+from agent.tools.scene import (
+    SceneSpec, StaticTruth, VehicleTruth, plate_boxes, plate_picture, static_layer, static_objects,
+)
 from agent.types import Box, Image
 from tests.bench import judge as judge_mod
 from tests.bench.clip import CACHE, BITRATE_KBPS, FrameLog, encode_h264

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent.scene import StaticTruth, VehicleTruth
+from agent.tools.scene import StaticTruth, VehicleTruth
 from tests.bench.clip import FrameLog
 from tests.bench.e2e import norm, summary
 

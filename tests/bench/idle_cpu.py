@@ -7,7 +7,7 @@ Starts the test RTSP server (tests/rtsp_server.py, Debian's python3 + GStreamer)
 own process, and reads their CPU time (utime + stime of the process tree, from /proc) over the
 same window after a warm-up (``--together``: both at once over the same window, so a neighbour's
 load or a frequency change hits both alike). ``--command`` may use {config} (a generated config pointing at the
-stream), {url} and {python}; "capture" runs agent.capture.Capture alone with a trivial consumer.
+stream), {url} and {python}; "capture" runs agent.sources.capture.Capture alone with a trivial consumer.
 The server's own CPU is not counted.
 """
 
@@ -46,7 +46,7 @@ finally:
 
 CAPTURE_ONLY = """
 import signal, sys, threading, time
-from agent.capture import Capture
+from agent.sources.capture import Capture
 from agent.config import parse
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 url, seconds = sys.argv[1], float(sys.argv[2])

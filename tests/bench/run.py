@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.scene import SceneSpec, plate_texts
+from agent.tools.scene import SceneSpec, plate_texts
 from tests.bench import e2e, gate, idle_cpu
 from tests.bench.gate_score import details, gate_table
 from tests.bench.scenes import SCENES

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from agent.scene import Parked, SceneSpec, Sign, Vehicle, Waypoint, plate_texts
+from agent.tools.scene import Parked, SceneSpec, Sign, Vehicle, Waypoint, plate_texts
 
 FPS = 15.0
 LEAD_IN_S = 5.0  # every client (two agents, the naive script) has connected before the first vehicle

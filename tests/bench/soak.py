@@ -26,7 +26,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from agent.scene import SceneSpec, write_clip
+from agent.tools.scene import SceneSpec, write_clip
 from tests.fixtures_mqtt import Broker, free_port
 from tests.prserver import PRServer
 from tests.sinks.lcus import LcusEmulator

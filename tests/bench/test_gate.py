@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.scene import StaticTruth, VehicleTruth, plate_boxes, render, static_objects
+from agent.tools.scene import StaticTruth, VehicleTruth, plate_boxes, render, static_objects
 from tests.bench.clip import FrameLog
 from tests.bench.gate_score import Call, classify, gate_table, overall, score_agent
 from tests.bench.scenes import SCENES
@@ -104,7 +104,7 @@ def test_relay_opens_are_timely_late_false_or_for_a_leaving_vehicle(tmp_path: Pa
 
 
 def test_readable_is_the_first_frame_the_simulator_reads_the_whole_plate_in_the_agents_crop():
-    from agent.scene import SceneSpec, Vehicle, Waypoint
+    from agent.tools.scene import SceneSpec, Vehicle, Waypoint
     from tests.bench.gate import Readable
 
     path = (Waypoint(0.0, 0.5, 1.2, 1.0), Waypoint(1.0, 0.5, 0.8, 1.0), Waypoint(1.4, 0.5, 0.8, 1.0))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agent.events import iso
-from agent.scene import SceneSpec, VehicleTruth, plate_texts, render
+from agent.tools.scene import SceneSpec, VehicleTruth, plate_texts, render
 from tests.bench.clip import FrameLog
 from tests.bench.e2e import Call, score_agent, score_naive, vehicle_at
 from tests.bench.run import bench_scene, table

@@ -6,8 +6,8 @@ import functools
 
 import numpy as np
 
-from agent import scene_looks
-from agent.scene import Parked, SceneSpec, Sign, draw_car, plate_picture, static_layer, static_objects
+from agent.tools import scene_looks
+from agent.tools.scene import Parked, SceneSpec, Sign, draw_car, plate_picture, static_layer, static_objects
 from tests.bench.gate import StaticLocator, agent_crop
 from tests.bench.judge import KnownPlate, PlateJudge
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import pytest
 
 from agent import config
-from agent.scene import SceneSpec, write_clip
+from agent.tools.scene import SceneSpec, write_clip
 from agent.service import Service
 
 T = TypeVar("T")

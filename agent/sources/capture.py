@@ -18,11 +18,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .backoff import backoff_s
-from .config import CameraConfig
-from .errors import SourceError
-from .sources import EndOfStream, FrameSource, make_source
-from .types import Frame, Image
+from ..backoff import backoff_s
+from ..config import CameraConfig
+from ..errors import SourceError
+from .opencv import EndOfStream, FrameSource, make_source
+from ..types import Frame, Image
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from . import config
-from .events import JsonLinesSink
+from .. import config
+from ..events import JsonLinesSink
 from .scene import SceneSpec, write_clip
 
 DEMO_PLATES = ("KX52 ODV", "AB12 CDE")
@@ -39,7 +39,7 @@ def demo_config(out: Path, clip: Path, reader: str) -> config.Config:
 
 
 def run_demo(out: Path) -> int:
-    from .__main__ import run_service
+    from ..service import run_service
 
     out.mkdir(parents=True, exist_ok=True)
     clip = out / "demo.mp4"

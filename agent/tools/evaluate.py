@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from .detect.bundled import model_path
-from .errors import DetectorError
-from .types import Box, Detection, Image
+from ..detect.bundled import model_path
+from ..errors import DetectorError
+from ..types import Box, Detection, Image
 
 if TYPE_CHECKING:
-    from .config import Config
+    from ..config import Config
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def _pct(x: float | None) -> str:
 
 def run_eval(args: argparse.Namespace, cfg: Config) -> int:
     """``plate-agent eval-detector --data DIR [--json FILE]`` with the config's [detector]."""
-    from .detect import create_detector
+    from ..detect import create_detector
 
     try:
         detector = create_detector(cfg.detector)

@@ -1,7 +1,7 @@
 """Stage 1, frames: one connection to a camera (RTSP stream, USB/V4L2 device or video file).
 
 A FrameSource opens, returns decoded BGR images one by one and closes. It is owned by a single
-thread (see agent.capture, which adds the latest-frame slot, reconnects and the read watchdog).
+thread (see agent.sources.capture, which adds the latest-frame slot, reconnects and the read watchdog).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from collections.abc import Callable
 
 import cv2
 
-from .config import CameraConfig
-from .errors import SourceError
-from .redact import url as redact_url
-from .types import Image
+from ..config import CameraConfig
+from ..errors import SourceError
+from ..redact import url as redact_url
+from ..types import Image
 
 logger = logging.getLogger(__name__)
 

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from .crop import Cropper
-from .errors import AgentError, ConfigError, DetectorError
-from .types import Detection, Frame, Image, PlateCrop, PlateRead
+from ..crop import Cropper
+from ..errors import AgentError, ConfigError, DetectorError
+from ..types import Detection, Frame, Image, PlateCrop, PlateRead
 
 if TYPE_CHECKING:
-    from .config import Config
-    from .detect import PlateDetector
+    from ..config import Config
+    from ..detect import PlateDetector
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def _probe_detection(frame: Frame, det: Detection, cropper: Cropper, read: ReadF
         "quality": round(crop.quality, 4),
     }
     if read is not None:
-        from .read import read_to_dict
+        from ..read import read_to_dict
 
         try:
             out["reads"] = [read_to_dict(r) for r in read(crop)]
@@ -91,13 +91,13 @@ def annotate(image: Image, doc: dict[str, Any]) -> Image:
 def run_probe(images: Sequence[str], cfg: Config, annotate: str | None = None, read: bool = True) -> int:
     """Probe each image, printing one JSON line each; 0 when all were read, 1 if any was not,
     2 when the detector or reader cannot be built."""
-    from .detect import create_detector
+    from ..detect import create_detector
 
     reader: Any = None
     try:
         detector = create_detector(cfg.detector)
         if read and cfg.reader.type != "none":
-            from .read import READERS
+            from ..read import READERS
 
             reader = READERS[cfg.reader.type](cfg.reader)
     except (DetectorError, ConfigError) as err:

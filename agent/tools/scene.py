@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from . import scene_looks as looks
-from .types import Image
+from ..types import Image
 
 CAR_COLOURS = [(40, 40, 160), (150, 150, 150), (30, 30, 30), (160, 90, 30), (230, 230, 230)]
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from .types import Image
+from ..types import Image
 
 INK = (25, 25, 25)
 PAPER = (238, 238, 238)
