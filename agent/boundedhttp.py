@@ -37,6 +37,9 @@ def _shut(sock: socket.socket) -> None:
         pass
 
 
+CLOSE_JOIN_S = 1.0  # all workers together, inside the agent's 5 s shutdown
+
+
 class BoundedHTTPServer(HTTPServer):
     """``workers`` handler threads, ``queued`` connections waiting at most, ``deadline_s`` per
     connection from its accept, waiting included. ``rejected`` counts the connections turned away."""
@@ -104,6 +107,10 @@ class BoundedHTTPServer(HTTPServer):
                 self._queue.put_nowait(None)
             except queue.Full:
                 break
+        end = time.monotonic() + CLOSE_JOIN_S  # a worker busy with a slow client is left to its deadline
+        for t in self._workers:
+            if t.ident is not None:
+                t.join(max(0.0, end - time.monotonic()))
 
 
 __all__ = ["BoundedHTTPServer", "is_loopback"]
