@@ -250,6 +250,25 @@ class StatusConfig:
 
 
 @dataclass(frozen=True)
+class HistoryConfig:
+    """The event store: every event and paid read in sqlite in the state directory (history.py)."""
+
+    enabled: bool = opt(True)
+    quota_mb: float = opt(200.0, gt=0.0, hi=1_000_000.0)  # events, crops and reads together; oldest go first
+    max_days: float = opt(30.0, gt=0.0, hi=3650.0)  # older events go (once the clock is synchronised)
+    queue_size: int = opt(256, lo=1, hi=100_000)  # events waiting for the store's thread; more are dropped
+
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    """The JSON API under /api/ on the status server's address (web/)."""
+
+    enabled: bool = opt(True)
+    password_env: str = opt("CONSOLE_PASSWORD", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # off loopback
+    session_ttl_s: float = opt(43200.0, gt=0.0, hi=30 * 86400.0)  # a login lasts this long unused
+
+
+@dataclass(frozen=True)
 class CameraConfig:
     id: str = opt(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
     source: str = opt(pattern=r".*\S.*", expect="a source")  # rtsp://..., /dev/video0, 0 (USB index) or a video file
@@ -304,6 +323,8 @@ class Config:
     storage: StorageConfig = opt(factory=StorageConfig)
     clock: ClockConfig = opt(factory=ClockConfig)
     status: StatusConfig = opt(factory=StatusConfig)
+    history: HistoryConfig = opt(factory=HistoryConfig)
+    console: ConsoleConfig = opt(factory=ConsoleConfig)
     log_level: LogLevel = opt("info")
     path: str = not_a_key("")  # where it was loaded from
     warnings: tuple[str, ...] = not_a_key(())  # deprecated keys used, already logged
@@ -474,9 +495,11 @@ __all__ = [
     "CameraConfig",
     "ClockConfig",
     "Config",
+    "ConsoleConfig",
     "CropConfig",
     "DecisionConfig",
     "DetectorConfig",
+    "HistoryConfig",
     "MotionConfig",
     "MqttConfig",
     "ReaderConfig",

@@ -48,6 +48,7 @@ class Report:
             "relay": outputs.relay.stats() if outputs.relay is not None else None,
             "mqtt": outputs.mqtt.stats() if outputs.mqtt is not None else None,
             "webhooks": {w.name: w.sink.stats() for w in outputs.webhooks},
+            "history": parts.store.stats() if parts.store is not None else None,
         }
 
     def summary(self) -> str:
@@ -125,6 +126,8 @@ class Watchdog:
         if outputs.mqtt is not None and not outputs.mqtt.alive:
             bad.append("mqtt")
         bad += [w.name for w in outputs.webhooks if not w.sink.alive]
+        if parts.store is not None and not parts.store.alive:
+            bad.append("history")
         if self._status is not None and not self._status.alive:
             bad.append(STATUS_HTTP)
         return bad

@@ -148,7 +148,7 @@ def read_rules_file(path: Path) -> list[tuple[str, RuleEntry, int]]:
             if not any(cells) or cells[0].startswith("#") or (lineno == 1 and cells[0].lower() == "plate"):
                 continue
             cells += [""] * (len(CSV_COLUMNS) - len(cells))
-            entry, list_ = _row_entry(dict(zip(CSV_COLUMNS, cells, strict=False)), where, errors)
+            entry, list_ = row_entry(dict(zip(CSV_COLUMNS, cells, strict=False)), where, errors)
             if entry is not None:
                 rows.append((list_, entry, lineno))
     except csv.Error as err:
@@ -158,16 +158,23 @@ def read_rules_file(path: Path) -> list[tuple[str, RuleEntry, int]]:
     return rows
 
 
-def _row_entry(row: dict[str, str], where: str, errors: list[str]) -> tuple[RuleEntry | None, str]:
-    list_ = row.pop("list").lower() or "allow"
+def row_entry(row: dict[str, str], where: str, errors: list[str]) -> tuple[RuleEntry | None, str]:
+    """One CSV row (cells by column name) -> (entry, list); each problem goes to ``errors`` after ``where``."""
+    row = dict(row)
+    list_ = row.pop("list", "").lower() or "allow"
     if list_ not in ("allow", "deny"):
         errors.append(f"{where}list: must be allow or deny, not {list_!r}")
         return None, list_
-    table: dict[str, Any] = {**row, "cameras": [c for c in re.split(r"[\s;|,]+", row["cameras"]) if c]}
+    table: dict[str, Any] = {**row, "cameras": [c for c in re.split(r"[\s;|,]+", row.get("cameras", "")) if c]}
     found: list[str] = []
     entry = build(RuleEntry, table, "", found, lambda e, p, errs: check_entry(e, f"{p}." if p else "", errs))
     errors.extend(where + e for e in found)
     return (entry if not found else None), list_
+
+
+def csv_cells(list_: str, e: RuleEntry) -> list[str]:
+    """The CSV row ``read_rules_file`` reads back as (``list_``, ``e``)."""
+    return [e.plate, e.label, list_, e.valid_from, e.valid_until, e.schedule, " ".join(e.cameras)]
 
 
 __all__ = [
@@ -175,7 +182,9 @@ __all__ = [
     "RuleEntry",
     "Window",
     "check_entry",
+    "csv_cells",
     "parse_schedule",
     "parse_when",
     "read_rules_file",
+    "row_entry",
 ]

@@ -131,7 +131,7 @@ class Service:
         parts = build(cfg, self.stop_event, self.closers, extra_sinks=self.extra_sinks, relay_kw=self.relay_kw,
                       source_factory=self.source_factory, timebase=self.timebase)
         report = Report(parts)
-        status = build_status(cfg, report.stats, report.summary)
+        status = build_status(cfg, report.stats, report.summary, parts)
         watchdog = Watchdog(parts, status.server, stall_s=self.stall_s,
                             reader_slack_s=cfg.reader.timeout_connect_s + cfg.reader.timeout_read_s)
         summary = SummaryPublisher(parts.outputs.mqtt, status.board.document, cfg.status.mqtt_interval_s)

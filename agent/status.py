@@ -1,5 +1,6 @@
 """Operations: the status document (``GET /status``, 200 healthy / 503 not), Prometheus text
-(``GET /metrics``) and the small HTTP server that serves both on its own thread.
+(``GET /metrics``) and the small HTTP server that serves both on its own thread, and hands
+``/api/`` and ``/static/`` to the web console's router (``web.api``) when one is given.
 
 Built only from the parts' ``stats()`` dicts; every string is scrubbed of known secrets and URL
 credentials before it leaves the process.
@@ -14,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from . import redact
@@ -22,6 +23,10 @@ from .boundedhttp import BoundedHTTPServer, is_loopback
 from .config import Config, StatusConfig, secret
 from .dbfile import MEMORY
 from .events import iso
+from .web.http import MAX_BODY, HttpError, Request, error_response, parse_query
+
+if TYPE_CHECKING:
+    from .web.api import Console
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +142,7 @@ class StatusBoard:
                 for name, s in stats.get("webhooks", {}).items()
             ],
             "events": int(stats.get("dispatch", {}).get("events", 0)),
+            "history": self._history(stats.get("history")),
         }
         return scrub(doc, self._secrets)  # type: ignore[no-any-return]
 
@@ -228,6 +234,15 @@ class StatusBoard:
         synced = bool((c or {}).get("synchronised"))
         return {"synchronised": synced, "source": (c or {}).get("source"),
                 "dated_rules": int((rules or {}).get("dated", 0)), "dated_rules_active": synced}
+
+    @staticmethod
+    def _history(h: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The event store: what it wrote, dropped (queue full) and evicted (quota), where it keeps it."""
+        if h is None:
+            return {"enabled": False}
+        keys = ("events", "reads", "dropped_events", "dropped_reads", "evicted", "errors", "queued", "bytes",
+                "quota_bytes", "storage", "storage_error", "moved_aside")
+        return {"enabled": True, **{k: h.get(k, 0) for k in keys}}
 
     @staticmethod
     def _relay(g: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -347,6 +362,7 @@ def metrics_text(doc: Mapping[str, Any]) -> str:
 
 class _Handler(BaseHTTPRequestHandler):
     board: StatusBoard
+    console: Console | None
     timeout = REQUEST_TIMEOUT_S
     server_version = "plate-agent"
     sys_version = ""
@@ -356,6 +372,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
+        if self.console is not None and self.console.owns(path):
+            self._console()
+            return
         try:
             if path == "/status":
                 doc = self.board.document()
@@ -369,12 +388,47 @@ class _Handler(BaseHTTPRequestHandler):
             logger.exception("status request failed path=%s", path)
             self._send(500, b'{"error": "internal error"}', "application/json")
 
-    def _send(self, status: int, body: bytes, ctype: str) -> None:
+    def do_POST(self) -> None:
+        self._console()
+
+    def do_PUT(self) -> None:
+        self._console()
+
+    def do_DELETE(self) -> None:
+        self._console()
+
+    def _console(self) -> None:
+        """A request for the console's router: a bounded query and body, one response."""
+        path, _, raw_query = self.path.partition("?")
+        if self.console is None or not self.console.owns(path):
+            self._send(404, b'{"error": "not found; try /status or /metrics"}', "application/json")
+            return
+        try:
+            if self.headers.get("Transfer-Encoding"):
+                raise HttpError(411, "send a Content-Length")
+            length = int(self.headers.get("Content-Length") or 0)
+            if not 0 <= length <= MAX_BODY:
+                raise HttpError(413, f"the body is limited to {MAX_BODY} bytes")
+            body = self.rfile.read(length) if length else b""
+            req = Request(self.command, path, parse_query(raw_query),
+                          {k.lower(): v for k, v in self.headers.items()}, body, self.client_address[0])
+            resp = self.console.handle(req)
+        except (HttpError, ValueError) as err:
+            resp = error_response(err if isinstance(err, HttpError) else HttpError(400, "bad Content-Length"))
+            self.close_connection = True  # what is left of the request is not read
+        except OSError:
+            return  # the client went away
+        self._send(resp.status, resp.body, resp.content_type, resp.headers)
+
+    def _send(self, status: int, body: bytes, ctype: str, headers: list[tuple[str, str]] | None = None) -> None:
         try:
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
+            for name, value in headers or []:
+                if name != "Cache-Control":
+                    self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)
         except OSError:  # the client went away
@@ -382,17 +436,19 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class StatusServer:
-    """``GET /status`` and ``GET /metrics`` on ``bind:port`` (port 0: any free port, see ``port``)."""
+    """``GET /status`` and ``GET /metrics`` on ``bind:port`` (port 0: any free port, see ``port``), and the
+    console's ``/api/`` and ``/static/`` when it has one."""
 
-    def __init__(self, cfg: StatusConfig, board: StatusBoard) -> None:
+    def __init__(self, cfg: StatusConfig, board: StatusBoard, console: Console | None = None) -> None:
         self._cfg = cfg
         self._board = board
+        self._console = console
         self._httpd: BoundedHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         """Bind and serve on the ``status-http`` thread; raises OSError when the address is taken."""
-        handler = type("Handler", (_Handler,), {"board": self._board})
+        handler = type("Handler", (_Handler,), {"board": self._board, "console": self._console})
         self._httpd = BoundedHTTPServer((self._cfg.bind, self._cfg.port), handler, workers=HTTP_WORKERS,
                                         queued=HTTP_QUEUED, deadline_s=REQUEST_TIMEOUT_S, name="status-http")
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2},

@@ -21,11 +21,14 @@ from .config import Config, state_dir
 from .crop import Cropper
 from .decide import Decider
 from .detect import PlateDetector, create_detector
+from .history import FILENAME as HISTORY_FILE
+from .history import EventStore
 from .motion import MotionGate
 from .pipeline import CameraPipeline, Dispatcher
 from .read import READERS, DetectOnlyReader, ReadStage
 from .read.outbox import Outbox
 from .read.worker import ReadWorker
+from .rulefile import RulesFile
 from .rules import AccessRules
 from .sinks.mqtt import MqttSink
 from .sinks.relay import Gate
@@ -33,7 +36,10 @@ from .sinks.webhook import WebhookSink
 from .statics import StaticObjects
 from .status import StatusBoard, StatusServer, known_secrets
 from .timebase import ClockSync, Timebase
-from .types import PlateCrop
+from .types import PlateCrop, PlateRead
+from .web.api import Console
+from .web.api import Parts as ConsoleParts
+from .web.auth import Access
 
 if TYPE_CHECKING:
     from .config import CameraConfig
@@ -42,7 +48,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-RELAY, MQTT, READER, STATUS = "relay", "mqtt", "reader", "status"
+RELAY, MQTT, READER, STATUS, STORE = "relay", "mqtt", "reader", "status", "store"
 READER_CLOSE_S = 1.0  # an upload still in flight is kept in the outbox and read after a restart
 
 Closers = list[tuple[str, Callable[[], None]]]  # (part name, close), closed in reverse order
@@ -98,6 +104,7 @@ class Parts:
     reader: ReadStage
     cameras: tuple[Camera, ...]
     threads: tuple[threading.Thread, ...]
+    store: EventStore | None = None  # the event history, a sink served after the outputs
 
     def camera(self, camera_id: str) -> Camera:
         for cam in self.cameras:
@@ -132,14 +139,17 @@ def build(
     rules.load()  # a broken rules file stops the start, not the first car
     decider = Decider(cfg.decision, rules)
     outputs = build_outputs(cfg, state_dir(cfg.storage), closers, relay_kw=relay_kw, clock=clock)
+    store = build_store(cfg, clock, closers)  # closed after the passes still open have given their events
     upload_gates: dict[str, Callable[[PlateCrop, str], None]] = {}  # filled below, before any thread runs
-    dispatcher = Dispatcher(decider, [*outputs.sinks(), *extra_sinks], upload_gates, min_score=cfg.decision.min_score)
+    last = [store] if store is not None else []
+    dispatcher = Dispatcher(decider, [*outputs.sinks(), *extra_sinks, *last], upload_gates,
+                            min_score=cfg.decision.min_score)
 
     def close_passes() -> None:  # after the reader, before the sinks: passes still open get their event
         dispatcher.tick(everything=True)
 
     closers.append(("open-passes", close_passes))
-    reader, threads = _build_reader(cfg, dispatcher, stop, closers, timebase, clock)
+    reader, threads = _build_reader(cfg, dispatcher, stop, closers, timebase, clock, store)
     cameras = []
     for cam in cfg.cameras:
         name = camera_name(cam.id)
@@ -156,7 +166,17 @@ def build(
         upload_gates[cam.id] = pipe.answered
         cameras.append(Camera(cam.id, name, frames, detector, pipe))
         threads.append(threading.Thread(target=pipe.run, name=f"pipeline-{cam.id}", daemon=True))
-    return Parts(clock, rules, decider, outputs, dispatcher, reader, tuple(cameras), tuple(threads))
+    return Parts(clock, rules, decider, outputs, dispatcher, reader, tuple(cameras), tuple(threads), store)
+
+
+def build_store(cfg: Config, clock: ClockSync, closers: Closers) -> EventStore | None:
+    """The event history, started (its thread waits on its queue; nothing runs while nothing comes)."""
+    if not cfg.history.enabled:
+        return None
+    store = EventStore(cfg.history, state_dir(cfg.storage) / HISTORY_FILE, synchronised=clock.synchronised)
+    closers.append((STORE, store.close))
+    store.start()
+    return store
 
 
 def build_outputs(
@@ -201,7 +221,7 @@ def _operator_command(relay: Gate) -> Callable[[str], bool]:
 
 def _build_reader(
     cfg: Config, dispatcher: Dispatcher, stop: threading.Event, closers: Closers, timebase: Timebase,
-    clock: ClockSync,
+    clock: ClockSync, store: EventStore | None,
 ) -> tuple[ReadStage, list[threading.Thread]]:
     """The reader stage and its thread; without a configured reader, detections answer themselves."""
     if cfg.reader.type == "none":
@@ -212,14 +232,31 @@ def _build_reader(
     outbox = Outbox.from_config(cfg.storage, boot_id=timebase.boot_id, synchronised=clock.synchronised)
     closers.append((f"{READER}/outbox", outbox.close))
     outbox.open()  # now: a damaged file is moved aside, an unwritable one kept in memory, before any crop
-    worker = ReadWorker(client, outbox, cfg.reader, dispatcher.answer, stop,
+    answer: Callable[[PlateCrop, Sequence[PlateRead] | None], None] = dispatcher.answer
+    if store is not None:
+        answer = _paid_and_answered(dispatcher, store)
+    worker = ReadWorker(client, outbox, cfg.reader, answer, stop,
                         max_decision_age_s=cfg.decision.max_decision_age_s)
     closers.append((READER, lambda: worker.close(timeout_s=READER_CLOSE_S)))
     # daemon: an upload stuck in a slow server must not hold the process at exit
     return worker, [threading.Thread(target=worker.run, name=READER, daemon=True)]
 
 
-def build_status(cfg: Config, stats: Callable[[], dict[str, object]], summary: Callable[[], str]) -> Status:
+def _paid_and_answered(
+    dispatcher: Dispatcher, store: EventStore
+) -> Callable[[PlateCrop, Sequence[PlateRead] | None], None]:
+    def answer(crop: PlateCrop, reads: Sequence[PlateRead] | None) -> None:
+        """Every answered upload was paid for: the decision first (the gate), then the store's record."""
+        dispatcher.answer(crop, reads)
+        store.paid(crop, reads)
+
+    return answer
+
+
+def build_status(
+    cfg: Config, stats: Callable[[], dict[str, object]], summary: Callable[[], str], parts: Parts | None = None
+) -> Status:
+    """The status board, and its server with the console's API when ``parts`` is given."""
     board = StatusBoard(
         stats,
         frame_timeout_s={c.id: c.read_timeout_s for c in cfg.cameras},
@@ -228,8 +265,13 @@ def build_status(cfg: Config, stats: Callable[[], dict[str, object]], summary: C
         summary=summary,
         secrets=known_secrets(cfg),
     )
-    return Status(board, StatusServer(cfg.status, board) if cfg.status.enabled else None)
+    console = None
+    if parts is not None and cfg.console.enabled:
+        rules_file = RulesFile(Path(cfg.rules.file), parts.rules.reload) if cfg.rules.file else None
+        console = Console(ConsoleParts(parts.rules, rules_file, board, parts.store),
+                          Access(cfg.console, cfg.status.bind))
+    return Status(board, StatusServer(cfg.status, board, console) if cfg.status.enabled else None)
 
 
 __all__ = ["Camera", "Outputs", "Parts", "Status", "Webhook", "build", "build_outputs", "build_status",
-           "camera_name", "webhook_name"]
+           "build_store", "camera_name", "webhook_name"]

@@ -1,0 +1,197 @@
+"""Editing the rules CSV from the JSON API: add, edit, remove one row. Each write checks the row as
+the loader does (``rulebook.row_entry``), then the whole new file (``read_rules_file``), writes it
+atomically (temporary file, fsync, rename, fsync of the folder) and has the rules reload at once.
+
+Comments, the header and every other row are kept as they are. A row is named by a hash of its
+text: an edit of a row someone else changed meanwhile finds nothing (409) instead of the wrong row.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .rulebook import CSV_COLUMNS, RuleEntry, csv_cells, read_rules_file, row_entry
+
+logger = logging.getLogger(__name__)
+
+HEADER = ",".join(CSV_COLUMNS) + "\n"
+FIELDS = ("list", "plate", "label", "valid_from", "valid_until", "schedule", "cameras")
+
+
+class RuleEditError(ValueError):
+    """A write that was refused; ``status`` is the HTTP answer (400 bad entry, 404/409 no such row)."""
+
+    def __init__(self, message: str, status: int = 400, errors: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.errors = errors or [message]
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    list: str
+    entry: RuleEntry
+    first: int  # its lines in the file, 0-based, [first, end)
+    end: int
+
+    def doc(self) -> dict[str, Any]:
+        e = self.entry
+        return {"id": self.id, "list": self.list, "plate": e.plate, "label": e.label, "cameras": list(e.cameras),
+                "valid_from": e.valid_from, "valid_until": e.valid_until, "schedule": e.schedule,
+                "source": "file", "line": self.first + 1}
+
+
+def _rows(lines: list[str]) -> list[Row]:
+    """The rule rows of the file's lines (comments, blank lines and the header are not rows)."""
+    out: list[Row] = []
+    reader = csv.reader(lines)
+    start = 0
+    for cells in reader:
+        end = reader.line_num
+        first, start = start, end
+        cells = [c.strip() for c in cells]
+        if not any(cells) or cells[0].startswith("#") or (end == 1 and cells[0].lower() == "plate"):
+            continue
+        cells += [""] * (len(CSV_COLUMNS) - len(cells))
+        entry, list_ = row_entry(dict(zip(CSV_COLUMNS, cells, strict=False)), "", [])
+        if entry is not None:
+            text = "".join(lines[first:end])
+            out.append(Row(hashlib.sha256(text.encode()).hexdigest()[:16], list_, entry, first, end))
+    return out
+
+
+def parse_body(body: Any) -> tuple[str, RuleEntry]:
+    """A rule as the API sends it (JSON) -> (list, entry), checked as the loader checks a CSV row."""
+    if not isinstance(body, dict):
+        raise RuleEditError("the body must be a JSON object")
+    unknown = sorted(set(body) - set(FIELDS))
+    if unknown:
+        raise RuleEditError(f"{unknown[0]}: unknown key (known: {', '.join(FIELDS)})")
+    cells: dict[str, str] = {}
+    for key in FIELDS:
+        value = body.get(key, "")
+        if key == "cameras" and isinstance(value, list) and all(isinstance(c, str) for c in value):
+            value = " ".join(value)
+        if not isinstance(value, str):
+            raise RuleEditError(f"{key}: must be a string" + (" or a list of strings" if key == "cameras" else ""))
+        if "\n" in value or "\r" in value:
+            raise RuleEditError(f"{key}: must be one line")
+        cells[key] = value.strip()
+    errors: list[str] = []
+    entry, list_ = row_entry(cells, "", errors)
+    if entry is None:
+        raise RuleEditError(errors[0] if errors else "bad rule", errors=errors)
+    return list_, entry
+
+
+def _line(list_: str, entry: RuleEntry) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(csv_cells(list_, entry))
+    return buf.getvalue()
+
+
+class RulesFile:
+    """The rules CSV as rows; ``reload`` is called after every write (the rules take effect at once)."""
+
+    def __init__(self, path: Path, reload: Callable[[], object]) -> None:
+        self.path = path
+        self._reload = reload
+        self._lock = threading.Lock()
+
+    def rows(self) -> list[Row]:
+        return _rows(self._lines())
+
+    def add(self, list_: str, entry: RuleEntry) -> Row:
+        with self._lock:
+            lines = self._lines()
+            if not lines:
+                lines = [HEADER]
+            elif not lines[-1].endswith("\n"):
+                lines[-1] += "\n"
+            lines.append(_line(list_, entry))
+            row = self._write(lines, len(lines) - 1)
+            assert row is not None
+            return row
+
+    def edit(self, row_id: str, list_: str, entry: RuleEntry) -> Row:
+        with self._lock:
+            lines = self._lines()
+            row = self._find(lines, row_id)
+            lines[row.first:row.end] = [_line(list_, entry)]
+            new = self._write(lines, row.first)
+            assert new is not None
+            return new
+
+    def remove(self, row_id: str) -> None:
+        with self._lock:
+            lines = self._lines()
+            row = self._find(lines, row_id)
+            del lines[row.first:row.end]
+            self._write(lines, None)
+
+    # ------------------------------------------------------------ internals
+
+    def _lines(self) -> list[str]:
+        try:
+            return self.path.read_text(encoding="utf-8-sig").splitlines(keepends=True)
+        except FileNotFoundError:
+            return []
+        except (OSError, UnicodeDecodeError) as err:
+            raise RuleEditError(f"cannot read {self.path}: {err}", 503) from err
+
+    @staticmethod
+    def _find(lines: list[str], row_id: str) -> Row:
+        for row in _rows(lines):
+            if row.id == row_id:
+                return row
+        raise RuleEditError(f"no rule {row_id!r} in the file (changed or removed meanwhile?)", 409)
+
+    def _write(self, lines: list[str], at: int | None) -> Row | None:
+        """Check the new file as the loader would, replace the old one atomically, reload the rules."""
+        text = "".join(lines)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                read_rules_file(Path(tmp))
+            except ConfigError as err:
+                raise RuleEditError("the file would not load: " + "; ".join(err.errors), errors=err.errors) from err
+            os.chmod(tmp, self._mode())
+            os.replace(tmp, self.path)
+        except OSError as err:
+            raise RuleEditError(f"cannot write {self.path}: {err}", 503) from err
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # the rename itself survives a power cut
+        finally:
+            os.close(dir_fd)
+        self._reload()
+        logger.info("rules file written path=%s rows=%d", self.path, len(_rows(lines)))
+        return next((r for r in _rows(lines) if r.first == at), None)
+
+    def _mode(self) -> int:
+        try:
+            return os.stat(self.path).st_mode & 0o777
+        except OSError:
+            return 0o640  # a new file: access lists are not for every user
+
+
+__all__ = ["RuleEditError", "RulesFile", "Row", "parse_body"]
