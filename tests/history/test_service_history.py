@@ -51,6 +51,10 @@ def test_the_store_holds_the_mqtt_events_one_to_one(tmp_path: Path, pr_sdk_serve
         server = service.status.server
         assert server is not None
         api = Client(server.port).get("/api/events?limit=100").json()["events"]
+        history = service.status.board.document()["history"]
+        assert history["enabled"] and history["events"] == n and history["dropped_events"] == 0
+        assert history["reads"] == len(PLATES) and history["storage"] == "disk"
+        assert "history" not in service.watchdog.stalled()
     finally:
         service.close()
         sub.close()
