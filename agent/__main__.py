@@ -142,6 +142,13 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
     return run_uninstall(args.root, purge=args.purge)
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import Options, run_doctor
+
+    setup_logging(args.log_level or "error")
+    return run_doctor(args.config, Options(paid_read=args.read, pulse=args.pulse), as_json=args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="plate-agent", description="Edge camera agent for licence-plate gates.")
     ap.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
@@ -187,6 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default="", metavar="DIR", help="as for install")
     p.add_argument("--purge", action="store_true", help="also remove the config, the token, the history and the user")
     p.set_defaults(func=cmd_uninstall)
+
+    p = sub.add_parser("doctor", help="check every part the config uses, one pass/fail line each with a fix")
+    p.add_argument("-c", "--config", default=DEFAULT_CONFIG)
+    p.add_argument("--json", action="store_true", help="the results as JSON")
+    p.add_argument("--read", action="store_true", help="also send the test image to the reader (a paid lookup)")
+    p.add_argument("--pulse", action="store_true", help="also pulse the relay once (moves the barrier)")
+    p.set_defaults(func=cmd_doctor)
     return ap
 
 

@@ -169,6 +169,15 @@ class OpenCVSource:
         if cap is not None:
             _release(cap)
 
+    def properties(self) -> dict[str, Any]:
+        """What the backend says of the open stream: its frame rate and codec (``doctor`` shows them)."""
+        if self._cap is None:
+            return {}
+        fourcc = int(self._cap.get(cv2.CAP_PROP_FOURCC) or 0)
+        codec = "".join(chr((fourcc >> 8 * i) & 0xFF) for i in range(4)).strip("\0 ")
+        fps = round(float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0), 2)
+        return {"fps": fps, "codec": codec if codec.isprintable() else ""}
+
     # ------------------------------------------------------------ per kind
 
     def _read_once(self) -> tuple[bool, Image | None]:
