@@ -36,7 +36,8 @@ class Verdict(Exception):
 
 def check_camera(cam: CameraConfig) -> dict[str, Any]:
     """Open the camera as the agent does, read a few frames: size, rate, codec, first-frame time."""
-    from .sources import OpenCVSource, SourceError
+    from .errors import SourceError
+    from .sources import OpenCVSource
 
     src = OpenCVSource(cam)
     t0 = time.monotonic()
