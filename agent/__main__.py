@@ -129,21 +129,21 @@ def cmd_relay_test(args: argparse.Namespace) -> int:
 
 
 def cmd_install(args: argparse.Namespace) -> int:
-    from .install import run_install
+    from .tools.install import run_install
 
     setup_logging(args.log_level or "warning")
     return run_install(args.root, ask_token=not args.no_token, check=lambda p: run_config_errors(p)[1])
 
 
 def cmd_uninstall(args: argparse.Namespace) -> int:
-    from .install import run_uninstall
+    from .tools.install import run_uninstall
 
     setup_logging(args.log_level or "warning")
     return run_uninstall(args.root, purge=args.purge)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from .doctor import Options, run_doctor
+    from .tools.doctor import Options, run_doctor
 
     setup_logging(args.log_level or "error")
     return run_doctor(args.config, Options(paid_read=args.read, pulse=args.pulse), as_json=args.json)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agent.doctor import Options, run_doctor
+from agent.tools.doctor import Options, run_doctor
 from tests.faults.test_security import make_ca_and_server_cert
 from tests.fixtures_mqtt import Broker, Subscriber, require_tools
 from tests.fixtures_pr import PR_TOKEN
@@ -132,7 +132,7 @@ def test_an_invalid_config_is_exit_2(tmp_path: Path) -> None:
 
 def test_unused_parts_are_skipped_and_an_unsynchronised_clock_is_only_a_warning(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import agent.doctor as doctor_mod
+    import agent.tools.doctor as doctor_mod
 
     monkeypatch.setattr(doctor_mod, "check_camera", lambda cam: {"detail": "stub"})
     path = write_config(tmp_path, [{"id": "gate", "source": "rtsp://x/y"}])
@@ -149,7 +149,7 @@ def test_unused_parts_are_skipped_and_an_unsynchronised_clock_is_only_a_warning(
 
 def test_quota_used_up_fails_and_the_sdk_shows_its_version(tmp_path: Path, pr_sdk_server: PRServer) -> None:
     from agent.config import parse
-    from agent.doctor_parts import Verdict, check_reader
+    from agent.tools.doctor_parts import Verdict, check_reader
 
     cfg = parse({"reader": {"type": "sdk", "url": pr_sdk_server.url}})
     got = check_reader(cfg, {}, paid_read=False)
@@ -173,8 +173,8 @@ def test_quota_used_up_fails_and_the_sdk_shows_its_version(tmp_path: Path, pr_sd
 @pytest.mark.slow
 def test_mqtt_over_tls_with_a_user(tmp_path: Path) -> None:
     from agent.config import parse
-    from agent.doctor import credentials_env
-    from agent.doctor_parts import Verdict, check_mqtt
+    from agent.tools.doctor import credentials_env
+    from agent.tools.doctor_parts import Verdict, check_mqtt
 
     require_tools("mosquitto", "openssl", "mosquitto_passwd")
     ca, cert, key = make_ca_and_server_cert(tmp_path)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from agent.__main__ import run_config_errors
-from agent.hostsys import RootSystem
-from agent.install import (
+from agent.tools.hostsys import RootSystem
+from agent.tools.install import (
     CONFIG,
     STATE_DIR,
     TOKEN_FILE,

@@ -1,3 +1,4 @@
 """Tools around the agent that are not pipeline stages: the demo, the synthetic scene it draws,
-probing images with the detector and reader, and evaluating the detector on annotated images.
+probing images with the detector and reader, evaluating the detector on annotated images,
+installing the agent as a service (``install``, with ``hostsys`` for its effects) and ``doctor``.
 """

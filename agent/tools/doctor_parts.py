@@ -15,10 +15,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .config import CameraConfig, Config, secret
-from .errors import AgentError
+from ..config import CameraConfig, Config, secret
+from ..errors import AgentError
 from .scene import draw_car
-from .types import Box, Detection, Image, PlateCrop
+from ..types import Box, Detection, Image, PlateCrop
 
 SETTLE_S = 1.0  # frames buffered while the stream opened come in a burst: not counted
 MEASURE_S = 1.0  # the rate is measured over this long after that
@@ -36,8 +36,8 @@ class Verdict(Exception):
 
 def check_camera(cam: CameraConfig) -> dict[str, Any]:
     """Open the camera as the agent does, read a few frames: size, rate, codec, first-frame time."""
-    from .errors import SourceError
-    from .sources import OpenCVSource
+    from ..errors import SourceError
+    from ..sources import OpenCVSource
 
     src = OpenCVSource(cam)
     t0 = time.monotonic()
@@ -77,7 +77,7 @@ def test_image() -> tuple[Image, Box]:
 
 def check_detector(cfg: Config) -> dict[str, Any]:
     """Load the model and find the plate in the test image."""
-    from .detect import create_detector
+    from ..detect import create_detector
 
     img, plate = test_image()
     t0 = time.monotonic()
@@ -106,8 +106,8 @@ def check_detector(cfg: Config) -> dict[str, Any]:
 def check_reader(cfg: Config, environ: Mapping[str, str], paid_read: bool) -> dict[str, Any]:
     """Cloud: the token and the quota (statistics); SDK: its version and usage (/info/). A paid
     read of the test image only with ``paid_read``."""
-    from .read import READERS
-    from .read.errors import ConnectionFailed, Forbidden, Timeout
+    from ..read import READERS
+    from ..read.errors import ConnectionFailed, Forbidden, Timeout
 
     rc = cfg.reader
     try:
@@ -199,7 +199,7 @@ def check_mqtt(cfg: Config, environ: Mapping[str, str]) -> dict[str, Any]:
 
 def check_relay(cfg: Config, **driver_kw: Any) -> dict[str, Any]:
     """One pulse, then off: this moves the barrier."""
-    from .sinks.relay import relay_test
+    from ..sinks.relay import relay_test
 
     out = io.StringIO()
     if relay_test(cfg.relay, out=out, **driver_kw) != 0:

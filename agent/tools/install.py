@@ -35,7 +35,7 @@ def data_file(name: str) -> Path:
     installed = Path(sys.prefix) / "share" / "plate-agent" / name
     if installed.is_file():
         return installed
-    checkout = Path(__file__).resolve().parent.parent / DATA_FILES[name]
+    checkout = Path(__file__).resolve().parents[2] / DATA_FILES[name]
     if checkout.is_file():
         return checkout
     raise FileNotFoundError(f"{name}: not in {installed.parent} nor in a checkout (reinstall the package)")

@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from .config import Config, state_dir
+from ..config import Config, state_dir
 from .doctor_parts import Verdict, check_camera, check_detector, check_mqtt, check_reader, check_relay
-from .timebase import system_clock_source
+from ..timebase import system_clock_source
 
 SERVICE_STATE_DIR = Path("/var/lib/plate-agent")  # systemd's StateDirectory= for the unit
 PASS, FAIL, SKIP, WARN = "pass", "fail", "skip", "warn"
@@ -65,7 +65,7 @@ def service_state_dir(cfg: Config, environ: Mapping[str, str]) -> Path:
 
 
 def check_clock(cfg: Config, source: Callable[[], str]) -> Check:
-    from .rules import AccessRules
+    from ..rules import AccessRules
 
     rules = AccessRules(cfg.rules)
     rules.load()
@@ -157,7 +157,7 @@ def report(checks: list[Check], out: TextIO, as_json: bool) -> None:
 
 def run_doctor(path: str, opts: Options, *, as_json: bool = False, out: TextIO = sys.stdout) -> int:
     """0: everything the config needs passes; 1: a check failed; 2: the config is invalid."""
-    from .__main__ import EXIT_CONFIG, EXIT_FAIL, EXIT_OK, run_config_errors
+    from ..__main__ import EXIT_CONFIG, EXIT_FAIL, EXIT_OK, run_config_errors
 
     cfg, errors = run_config_errors(path)
     if cfg is None:
