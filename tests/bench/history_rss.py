@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from agent.scene import write_clip
+from agent.tools.scene import write_clip
 from tests.fixtures_mqtt import free_port
 from tests.prserver import PRServer
 from tests.test_service import short_scene

@@ -11,7 +11,7 @@ from pathlib import Path
 from gpiozero.pins.mock import MockFactory
 
 from agent import config
-from agent.scene import write_clip
+from agent.tools.scene import write_clip
 from agent.service import Service
 from tests.fixtures_mqtt import Broker, Subscriber
 from tests.sinks.test_mqtt import wait_until
