@@ -107,6 +107,8 @@ class CropConfig:
     jpeg_quality: int = opt(90, lo=30, hi=100)
     max_bytes: int = opt(3_000_000, lo=10_000, hi=3_000_000)
     save_dir: str = opt("")  # "" = do not keep crops on disk
+    save_max_files: int = opt(5000, lo=1, hi=10_000_000)  # then the oldest crops are deleted
+    save_max_mb: float = opt(200.0, lo=10.0, hi=1_000_000.0)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .config import CameraConfig
+from .cropstore import CropStore
 from .motion import MotionGate, point_allowed
 from .statics import StaticObjects, look_of
 from .track import CONFIDENT, EMPTY, FAILED, UNSURE, PlateTracks, Sighting
@@ -83,7 +84,9 @@ class CameraPipeline:
         self._idle_interval = max(self._min_interval, 0.9 / cam.idle_fps_max)
         self._moving = False
         self._last_processed = float("-inf")
-        self._save_dir = Path(cam.crop.save_dir) if cam.crop.save_dir else None
+        crop = cam.crop
+        self._store = CropStore(Path(crop.save_dir), max_files=crop.save_max_files,
+                                max_mb=crop.save_max_mb) if crop.save_dir else None
 
     def answered(self, crop: PlateCrop, outcome: str) -> None:
         """Thread-safe: the read of ``crop`` came back (confident | unsure | empty | failed);
@@ -170,15 +173,14 @@ class CameraPipeline:
         return keep
 
     def _save(self, crop: PlateCrop) -> None:
-        if self._save_dir is None:
+        if self._store is None:
             return
         name = f"{self.cam.id}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime(crop.wall_time))}"
         try:
-            self._save_dir.mkdir(parents=True, exist_ok=True)
-            (self._save_dir / f"{name}-{crop.frame_seq}.jpg").write_bytes(crop.jpeg)
+            self._store.save(f"{name}-{crop.frame_seq}.jpg", crop.jpeg)
         except OSError as err:
             self.counters["errors"] += 1
-            logger.warning("cannot save crop dir=%s error=%s", self._save_dir, err)
+            logger.warning("cannot save crop dir=%s error=%s", self._store.folder, err)
 
     def stats(self) -> dict[str, object]:
         """Counters (``held_<why>``: crops the upload gate kept back) and the static objects."""
