@@ -48,12 +48,14 @@ class BoundedHTTPServer(HTTPServer):
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], *,
                  workers: int = 4, queued: int = 16, deadline_s: float = 5.0, name: str = "http") -> None:
-        super().__init__(address, handler)
         self._queue: queue.Queue[tuple[socket.socket, Any, float] | None] = queue.Queue(maxsize=queued)
         self._deadline_s = deadline_s
         self._workers = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
                          for i in range(workers)]
         self.rejected = 0
+        self._active: set[socket.socket] = set()  # being served: shut down at close
+        self._lock = threading.Lock()
+        super().__init__(address, handler)  # binds: server_close() on failure needs the above
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         for t in self._workers:
@@ -81,20 +83,27 @@ class BoundedHTTPServer(HTTPServer):
             timer = threading.Timer(max(0.0, deadline - time.monotonic()), _shut, (request,))
             timer.daemon = True
             timer.start()
+            with self._lock:
+                self._active.add(request)
             try:
                 self.finish_request(request, client_address)
             except Exception:  # this connection fails, the server goes on
                 self.handle_error(request, client_address)
             finally:
                 timer.cancel()
+                with self._lock:
+                    self._active.discard(request)
                 self.shutdown_request(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         logger.debug("http connection failed client=%s", client_address, exc_info=True)
 
     def server_close(self) -> None:
-        """Stop the workers (each ends after its current connection) and close what still waits."""
+        """Close what waits or is being served, and stop the workers."""
         super().server_close()
+        with self._lock:
+            for sock in self._active:
+                _shut(sock)
         while True:
             try:
                 item = self._queue.get_nowait()
@@ -107,7 +116,7 @@ class BoundedHTTPServer(HTTPServer):
                 self._queue.put_nowait(None)
             except queue.Full:
                 break
-        end = time.monotonic() + CLOSE_JOIN_S  # a worker busy with a slow client is left to its deadline
+        end = time.monotonic() + CLOSE_JOIN_S  # the clients being served were shut down above
         for t in self._workers:
             if t.ident is not None:
                 t.join(max(0.0, end - time.monotonic()))

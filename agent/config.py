@@ -329,7 +329,7 @@ class Config:
     console: ConsoleConfig = opt(factory=ConsoleConfig)
     log_level: LogLevel = opt("info")
     path: str = not_a_key("")  # where it was loaded from
-    warnings: tuple[str, ...] = not_a_key(())  # deprecated keys used, already logged
+    warnings: tuple[str, ...] = not_a_key(())  # deprecated keys used, bad rules-file rows: already logged
 
 
 # ---------------------------------------------------------------- cross-key checks
@@ -418,12 +418,14 @@ def parse(doc: dict[str, Any], path: str = "") -> Config:
     return dataclasses.replace(cfg, path=path, warnings=tuple(warnings))
 
 
-def check_files(cfg: Config) -> list[str]:
-    """Problems with the files the config names, as the agent would meet them at start."""
+def check_files(cfg: Config) -> tuple[list[str], list[str]]:
+    """Problems with the files the config names, as the agent would meet them at start: errors,
+    and warnings (bad rows of the rules file, which the agent leaves out)."""
     errors: list[str] = []
+    warnings: list[str] = []
     if cfg.rules.file:
         try:
-            read_rules_file(Path(cfg.rules.file))
+            warnings += [m for _, m in read_rules_file(Path(cfg.rules.file)).problems]
         except ConfigError as err:
             errors.extend(err.errors)
     model = cfg.detector.model_path
@@ -434,7 +436,7 @@ def check_files(cfg: Config) -> list[str]:
             ssl.create_default_context(cafile=cfg.mqtt.ca_file)
         except (OSError, ssl.SSLError, ValueError) as err:
             errors.append(f"mqtt.ca_file: cannot load {cfg.mqtt.ca_file}: {err}")
-    return errors
+    return errors, warnings
 
 
 def load(path: str | os.PathLike[str]) -> Config:
@@ -451,10 +453,12 @@ def load(path: str | os.PathLike[str]) -> Config:
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{p}: invalid TOML: {err}") from err
     cfg = parse(doc, str(p))
-    errors = check_files(cfg)
+    errors, warnings = check_files(cfg)
     if errors:
         raise ConfigError(errors)
-    return cfg
+    for w in warnings:
+        logger.warning("%s", w)
+    return dataclasses.replace(cfg, warnings=cfg.warnings + tuple(warnings))
 
 
 # ---------------------------------------------------------------- secrets

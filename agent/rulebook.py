@@ -7,6 +7,7 @@ the same functions, so an entry check-config accepts is one the running agent ac
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import re
@@ -126,36 +127,92 @@ def check_entry(e: RuleEntry, path: str, errors: list[str]) -> None:
         errors.append(f"{path}valid_until: must be after valid_from ({e.valid_from})")
 
 
-def read_rules_file(path: Path) -> list[tuple[str, RuleEntry, int]]:
-    """The rules CSV as (list, entry, line number); raises ConfigError listing every bad row.
+@dataclass(frozen=True)
+class RulesRead:
+    """What the rules CSV holds: its good rows, and one problem per bad row (line, message)."""
+
+    rows: list[tuple[str, RuleEntry, int]]  # (list, entry, line number)
+    problems: list[tuple[int, str]]
+
+
+def read_rules_file(path: Path) -> RulesRead:
+    """The rules CSV: its good rows, and its bad rows as problems naming their line (left out; a
+    deny row whose plate is good is kept as a deny for every camera at all times: fail closed).
 
     Columns: plate,label,list,valid_from,valid_until,schedule,cameras (only plate is required;
     list is allow or deny, default allow; cameras are separated by spaces, ``;``, ``|`` or ``,``).
-    A header line and ``#`` lines are skipped. Each row is checked like a ``[[rules.allow]]`` entry.
+    A header line (``plate`` first; when it names only these columns, they may come in any order)
+    and ``#`` lines are skipped. Each row is checked like a ``[[rules.allow]]`` entry.
+    Spreadsheet exports work: UTF-8 (with or without BOM), UTF-16 with BOM, else Windows-1252; the
+    delimiter is the one after ``plate`` in the header, else the first of ``,`` ``;`` tab in the
+    first row. Raises ConfigError when the file cannot be read, or has bad rows and no good one.
     """
     try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
+        text = _decode(path.read_bytes())
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"rules.file: cannot read {path}: {err}") from err
+    lines = text.splitlines()
     rows: list[tuple[str, RuleEntry, int]] = []
-    errors: list[str] = []
-    reader = csv.reader(lines)
+    problems: list[tuple[int, str]] = []
+    reader = csv.reader(lines, delimiter=_delimiter(lines))
+    first = True
+    columns: tuple[str, ...] = CSV_COLUMNS
     try:
         for row in reader:
             lineno = reader.line_num  # the row's last line: a quoted cell may span lines
-            where = f"rules.file: {path}:{lineno}: "
             cells = [c.strip() for c in row]
-            if not any(cells) or cells[0].startswith("#") or (lineno == 1 and cells[0].lower() == "plate"):
+            if not any(cells) or cells[0].startswith("#"):
                 continue
-            cells += [""] * (len(CSV_COLUMNS) - len(cells))
-            entry, list_ = row_entry(dict(zip(CSV_COLUMNS, cells, strict=False)), where, errors)
+            if first and cells[0].lower() == "plate":
+                first = False
+                names = tuple(c.lower() for c in cells)
+                if set(names) <= set(CSV_COLUMNS) and len(set(names)) == len(names) \
+                        and names != CSV_COLUMNS[:len(names)]:
+                    columns = names  # known names in another order
+                continue
+            first = False
+            found: list[str] = []
+            where = f"rules.file: {path}:{lineno}: "
+            if columns is not CSV_COLUMNS and any(cells[len(columns):]):
+                problems.append((lineno, f"{where}{len(cells)} cells, the header names {len(columns)};"
+                                         " row left out"))
+                continue
+            cols = dict.fromkeys(CSV_COLUMNS, "") | dict(zip(columns, cells, strict=False))
+            entry, list_ = row_entry(cols, "", found)
+            outcome = "row left out"
+            if found and list_ == "deny" and is_plate(cols["plate"]):  # a ban is never lost to a typo in its dates
+                entry, outcome = RuleEntry(plate=cols["plate"], label=cols["label"]), \
+                    "kept as a deny for every camera, at all times"
+            problems.extend((lineno, f"{where}{e}; {outcome}") for e in found)
             if entry is not None:
                 rows.append((list_, entry, lineno))
     except csv.Error as err:
-        errors.append(f"rules.file: {path}: not CSV: {err}")
-    if errors:
-        raise ConfigError(errors)
-    return rows
+        raise ConfigError(f"rules.file: {path}: not CSV: {err}") from err
+    if problems and not rows:
+        raise ConfigError([m for _, m in problems] + [f"rules.file: {path}: no usable row"])
+    return RulesRead(rows, problems)
+
+
+def _decode(data: bytes) -> str:
+    for bom, codec in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+                       (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            return data.decode(codec)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")  # 5 bytes cp1252 leaves undefined: shown as such
+
+
+def _delimiter(lines: list[str]) -> str:
+    for line in lines:
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        if s[:5].lower() == "plate" and s[5:6] in (",", ";", "\t"):
+            return s[5]
+        return next((d for d in (",", ";", "\t") if d in s), ",")
+    return ","
 
 
 def row_entry(row: dict[str, str], where: str, errors: list[str]) -> tuple[RuleEntry | None, str]:
@@ -180,6 +237,7 @@ def csv_cells(list_: str, e: RuleEntry) -> list[str]:
 __all__ = [
     "CSV_COLUMNS",
     "RuleEntry",
+    "RulesRead",
     "Window",
     "check_entry",
     "csv_cells",

@@ -93,10 +93,12 @@ def _from_entry(list_: str, e: RuleEntry, path: str, source: str = "config") -> 
         raise ConfigError(f"{path}: {err}") from err
 
 
-def load_csv(path: Path) -> list[Rule]:
-    """Rules from the CSV file (see ``rulebook.read_rules_file``); raises ConfigError naming each bad row."""
+def load_csv(path: Path) -> tuple[list[Rule], list[tuple[int, str]]]:
+    """Rules from the CSV file's good rows, and its bad rows as (line, problem) (see
+    ``rulebook.read_rules_file``); raises ConfigError when the file is unusable."""
+    read = read_rules_file(path)
     return [_from_entry(list_, e, f"rules.file: {path}:{line}", source=f"{path.name}:{line}")
-            for list_, e, line in read_rules_file(path)]
+            for list_, e, line in read.rows], read.problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,13 +134,19 @@ class AccessRules:
         self._lock = threading.Lock()
         self.reloads = 0
         self.reload_errors = 0
+        self.bad_rows = 0  # in the rules file as last loaded
 
     def load(self) -> None:
-        """First load of the file: a missing or broken file is a startup error."""
+        """First load of the file: a missing or unusable file is a startup error; bad rows are left
+        out (``config.load`` has logged each, as check-config shows them)."""
         if self._path is not None:
-            rules = load_csv(self._path)
+            rules, problems = load_csv(self._path)
             self._stamp = self._file_stamp()
             self._install(rules)
+            self.bad_rows = len(problems)
+            if problems:
+                logger.warning("rules file loaded without its bad rows file=%s rules=%d bad_lines=%s", self._path,
+                               len(rules), ",".join(str(line) for line in sorted({n for n, _ in problems})))
 
     def request_reload(self) -> None:
         self._reload_wanted = True
@@ -151,14 +159,17 @@ class AccessRules:
         with self._lock:
             try:
                 self._stamp = self._file_stamp()  # a broken file is retried once it changes
-                rules = load_csv(self._path)
+                rules, problems = load_csv(self._path)
             except (ConfigError, OSError) as err:
                 self.reload_errors += 1
                 logger.error("rules reload failed, keeping %d rules: %s", len(self._rules), err)
                 return False
             self._install(rules)
             self.reloads += 1
-        logger.info("rules reloaded file=%s rules=%d", self._path, len(self._rules))
+            self.bad_rows = len(problems)
+        for _, problem in problems:
+            logger.warning("%s", problem)
+        logger.info("rules reloaded file=%s rules=%d bad_rows=%d", self._path, len(self._rules), len(problems))
         return True
 
     def _install(self, file_rules: list[Rule]) -> None:
@@ -228,4 +239,4 @@ class AccessRules:
 
     def stats(self) -> dict[str, int]:
         return {"rules": len(self._rules), "dated": sum(r.dated for r in self._rules), "reloads": self.reloads,
-                "reload_errors": self.reload_errors}
+                "reload_errors": self.reload_errors, "bad_rows": self.bad_rows}

@@ -247,14 +247,20 @@ def test_the_rules_file_is_checked_at_load_naming_file_and_line(tmp_path):
     rules = tmp_path / "rules.csv"
     rules.write_text("plate,label,list\nAB123CD,,allow\nXY1,,maybe\n,,allow\nZZ1,,deny,2024-02-30\n"
                      "QQ1,,allow,,,Sat 08:00-12:61\n")
-    errs = errors_of(MINIMAL + f"[rules]\nfile = '{rules}'\n", tmp_path)
-    assert errs == [
-        f"rules.file: {rules}:3: list: must be allow or deny, not 'maybe'",
+    (tmp_path / "c.toml").write_text(MINIMAL + f"[rules]\nfile = '{rules}'\n")
+    cfg = config.load(tmp_path / "c.toml")  # bad rows are left out, not fatal
+    assert list(cfg.warnings) == [
+        f"rules.file: {rules}:3: list: must be allow or deny, not 'maybe'; row left out",
         f"rules.file: {rules}:4: plate: must be 1 to 16 letters or digits (spaces, dashes, dots or underscores"
-        " between them), not ''",
-        f"rules.file: {rules}:5: valid_from: bad date '2024-02-30': day is out of range for month",
-        f"rules.file: {rules}:6: schedule: bad time in 'Sat 08:00-12:61' (00:00 to 24:00)",
+        " between them), not ''; row left out",
+        f"rules.file: {rules}:5: valid_from: bad date '2024-02-30': day is out of range for month;"
+        " kept as a deny for every camera, at all times",
+        f"rules.file: {rules}:6: schedule: bad time in 'Sat 08:00-12:61' (00:00 to 24:00); row left out",
     ]
+    rules.write_text("plate,label,list\nXY1,,maybe\n")  # nothing usable: an error
+    assert errors_of(MINIMAL + f"[rules]\nfile = '{rules}'\n", tmp_path) == [
+        f"rules.file: {rules}:2: list: must be allow or deny, not 'maybe'; row left out",
+        f"rules.file: {rules}: no usable row"]
     assert any("rules.file: cannot read" in e for e in errors_of(MINIMAL + "[rules]\nfile = '/nonexistent.csv'\n",
                                                                   tmp_path))
 

@@ -56,6 +56,7 @@ VALID = {
                                   'schedule = "Fri 22:00-24:00; Sat 00:00-06:00"\n'
                                   'valid_from = "2026-01-01T08:00"\n',
     "rules file": BASE + '[rules]\nfile = "{tmp}/good.csv"\n',
+    "rules file with a bad row": BASE + '[rules]\nfile = "{tmp}/mixed.csv"\n',
     "model path": BASE + '[detector]\nmodel_path = "{model}"\n',
     "two cameras": BASE + '[cameras.motion]\nthreshold = 30\n[cameras.crop]\nmode = "vehicle"\n'
                           '[[cameras]]\nid = "exit"\nsource = "0"\n'
@@ -95,7 +96,7 @@ INVALID = {
     "pin off the header": (BASE + '[relay]\ntype = "gpio"\npin = "GPIO40"\n', "relay.pin"),
     "power pin": (BASE + '[relay]\ntype = "gpio"\npin = "BOARD1"\n', "relay.pin"),
     "missing rules file": (BASE + '[rules]\nfile = "{tmp}/missing.csv"\n', "rules.file"),
-    "bad rules file row": (BASE + '[rules]\nfile = "{tmp}/bad.csv"\n', "bad.csv:3"),
+    "rules file without a good row": (BASE + '[rules]\nfile = "{tmp}/bad.csv"\n', "bad.csv:2"),
     "missing model": (BASE + '[detector]\nmodel_path = "{tmp}/none.tflite"\n', "detector.model_path"),
     "unreadable CA file": (BASE + '[mqtt]\nenabled = true\ntls = true\nca_file = "{tmp}/good.csv"\n',
                            "mqtt.ca_file"),
@@ -112,7 +113,8 @@ INVALID = {
 @pytest.fixture
 def corpus_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "good.csv").write_text(GOOD_CSV)
-    (tmp_path / "bad.csv").write_text(GOOD_CSV + "XY1,,allow,,,Mon 07:00-25:00,\n")
+    (tmp_path / "bad.csv").write_text("plate,label,list,valid_from,valid_until,schedule\nXY1,,allow,,,Mon 7:00-25:00\n")
+    (tmp_path / "mixed.csv").write_text(GOOD_CSV + "XY1,,allow,,,Mon 07:00-25:00,\n")
     monkeypatch.setenv("PLATE_RECOGNIZER_TOKEN", "test-token")  # secrets come from the environment
     monkeypatch.setenv("WEBHOOK_SECRET", "s3cret")
     monkeypatch.setenv("HOME", str(tmp_path))  # the example's outbox would go under ~/.local/state
