@@ -148,13 +148,13 @@ def read_rules_file(path: Path) -> RulesRead:
     first row. Raises ConfigError when the file cannot be read, or has bad rows and no good one.
     """
     try:
-        text = _decode(path.read_bytes())
+        text = decode_text(path.read_bytes())
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"rules.file: cannot read {path}: {err}") from err
     lines = text.splitlines()
     rows: list[tuple[str, RuleEntry, int]] = []
     problems: list[tuple[int, str]] = []
-    reader = csv.reader(lines, delimiter=_delimiter(lines))
+    reader = csv.reader(lines, delimiter=delimiter(lines))
     first = True
     columns: tuple[str, ...] = CSV_COLUMNS
     try:
@@ -193,7 +193,8 @@ def read_rules_file(path: Path) -> RulesRead:
     return RulesRead(rows, problems)
 
 
-def _decode(data: bytes) -> str:
+def decode_text(data: bytes) -> str:
+    """A rules file's bytes as text: UTF-8 or UTF-16 by their BOM, else UTF-8, else Windows-1252."""
     for bom, codec in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
                        (codecs.BOM_UTF16_BE, "utf-16")):
         if data.startswith(bom):
@@ -204,7 +205,8 @@ def _decode(data: bytes) -> str:
         return data.decode("cp1252", errors="replace")  # 5 bytes cp1252 leaves undefined: shown as such
 
 
-def _delimiter(lines: list[str]) -> str:
+def delimiter(lines: list[str]) -> str:
+    """The cell delimiter: the one after ``plate`` in a header, else the first of , ; tab in the first row."""
     for line in lines:
         s = line.strip()
         if not s or s.startswith("#"):
@@ -241,6 +243,8 @@ __all__ = [
     "Window",
     "check_entry",
     "csv_cells",
+    "decode_text",
+    "delimiter",
     "parse_schedule",
     "parse_when",
     "read_rules_file",

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .rulebook import CSV_COLUMNS, RuleEntry, csv_cells, read_rules_file, row_entry
+from .rulebook import CSV_COLUMNS, RuleEntry, csv_cells, decode_text, delimiter, read_rules_file, row_entry
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class Row:
 def _rows(lines: list[str]) -> list[Row]:
     """The rule rows of the file's lines (comments, blank lines and the header are not rows)."""
     out: list[Row] = []
-    reader = csv.reader(lines)
+    reader = csv.reader(lines, delimiter=delimiter(lines))  # a spreadsheet's ; or tab as the loader reads it
     start = 0
     for cells in reader:
         end = reader.line_num
@@ -96,9 +96,9 @@ def parse_body(body: Any) -> tuple[str, RuleEntry]:
     return list_, entry
 
 
-def _line(list_: str, entry: RuleEntry) -> str:
+def _line(list_: str, entry: RuleEntry, lines: list[str]) -> str:
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(csv_cells(list_, entry))
+    csv.writer(buf, delimiter=delimiter(lines), lineterminator="\n").writerow(csv_cells(list_, entry))
     return buf.getvalue()
 
 
@@ -120,7 +120,7 @@ class RulesFile:
                 lines = [HEADER]
             elif not lines[-1].endswith("\n"):
                 lines[-1] += "\n"
-            lines.append(_line(list_, entry))
+            lines.append(_line(list_, entry, lines))
             row = self._write(lines, len(lines) - 1)
             assert row is not None
             return row
@@ -129,7 +129,7 @@ class RulesFile:
         with self._lock:
             lines = self._lines()
             row = self._find(lines, row_id)
-            lines[row.first:row.end] = [_line(list_, entry)]
+            lines[row.first:row.end] = [_line(list_, entry, lines)]
             new = self._write(lines, row.first)
             assert new is not None
             return new
@@ -145,7 +145,8 @@ class RulesFile:
 
     def _lines(self) -> list[str]:
         try:
-            return self.path.read_text(encoding="utf-8-sig").splitlines(keepends=True)
+            # as the loader reads it (UTF-16, Windows-1252 too); written back as UTF-8
+            return decode_text(self.path.read_bytes()).splitlines(keepends=True)
         except FileNotFoundError:
             return []
         except (OSError, UnicodeDecodeError) as err:
