@@ -259,6 +259,7 @@ class HistoryConfig:
     quota_mb: float = opt(200.0, gt=0.0, hi=1_000_000.0)  # events, crops and reads together; oldest go first
     max_days: float = opt(30.0, gt=0.0, hi=3650.0)  # older events go (once the clock is synchronised)
     queue_size: int = opt(256, lo=1, hi=100_000)  # events waiting for the store's thread; more are dropped
+    save_frames: bool = opt(False)  # also the full frame of each event's best read (~150 kB at 720p)
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ class CameraPipeline:
         clock: Callable[[], float] = time.monotonic,
         statics: StaticObjects | None = None,
         on_unread: Callable[[PassEnd], object] | None = None,
+        on_upload: Callable[[Frame, PlateCrop], None] | None = None,
     ) -> None:
         self.cam = cam
         self.frames = frames
@@ -75,6 +76,7 @@ class CameraPipeline:
         self.clock = clock
         self.tracks = PlateTracks(cam.upload, statics, cam.id)
         self.on_unread = on_unread
+        self.on_upload = on_upload  # the event history keeps the frame of each upload
         self.counters: Counter[str] = Counter()
         self.last_progress = clock()  # the watchdog checks this moves
         self.last_seq = -1  # the newest frame fully processed
@@ -142,6 +144,8 @@ class CameraPipeline:
                 self.counters["uploads"] += 1
                 sent.append(tagged)
                 self._save(tagged)
+                if self.on_upload is not None:
+                    self.on_upload(frame, tagged)
             else:
                 self.counters["drops"] += 1
                 self.answered(tagged, FAILED)

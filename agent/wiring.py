@@ -23,6 +23,7 @@ from .decide import Decider
 from .detect import PlateDetector, create_detector
 from .history import FILENAME as HISTORY_FILE
 from .history import EventStore
+from .history.frames import FrameShelf
 from .motion import MotionGate
 from .pipeline import CameraPipeline, Dispatcher
 from .read import READERS, DetectOnlyReader, ReadStage
@@ -161,8 +162,10 @@ def build(
         cropper = Cropper(cam.crop)
         statics = StaticObjects(cam.upload.static_ttl_s, cam.upload.look_max_diff,
                                 state_dir(cfg.storage) / f"static-objects-{cam.id}.json")
+        shelf = store.frames if store is not None else None
         pipe = CameraPipeline(cam, frames, MotionGate(cam.motion, cam.zones), detector, cropper, reader.submit, stop,
-                              statics=statics, on_unread=dispatcher.unread)
+                              statics=statics, on_unread=dispatcher.unread,
+                              on_upload=shelf.keep if shelf is not None else None)
         upload_gates[cam.id] = pipe.answered
         cameras.append(Camera(cam.id, name, frames, detector, pipe))
         threads.append(threading.Thread(target=pipe.run, name=f"pipeline-{cam.id}", daemon=True))
@@ -173,7 +176,8 @@ def build_store(cfg: Config, clock: ClockSync, closers: Closers) -> EventStore |
     """The event history, started (its thread waits on its queue; nothing runs while nothing comes)."""
     if not cfg.history.enabled:
         return None
-    store = EventStore(cfg.history, state_dir(cfg.storage) / HISTORY_FILE, synchronised=clock.synchronised)
+    store = EventStore(cfg.history, state_dir(cfg.storage) / HISTORY_FILE, synchronised=clock.synchronised,
+                       frames=FrameShelf() if cfg.history.save_frames else None)
     closers.append((STORE, store.close))
     store.start()
     return store

@@ -22,13 +22,15 @@ MAX_DAYS = 366
 EVENT_ID = re.compile(r"[0-9a-f]{32}")
 ACTIONS = ("open", "deny", "none")
 KINDS = ("new", "update", "unread")
+IMAGES = ("crop", "frame")
 # paid calls of the pass: the uploads of its camera's track in the same run (a pass spans no restart)
 _COLUMNS = ("id, event_id, pass_id, kind, camera_id, plate, score, dscore, candidates, action, rule, reason,"
             " direction, late, decided_at, captured_at,"
             " (SELECT COUNT(*) FROM reads WHERE reads.run = events.run AND reads.camera_id = events.camera_id"
             "  AND reads.track_id = events.track_id AND events.track_id != 0),"
             " box, vehicle,"
-            " EXISTS (SELECT 1 FROM images WHERE images.event = events.id AND images.kind = 'crop')")
+            " EXISTS (SELECT 1 FROM images WHERE images.event = events.id AND images.kind = 'crop'),"
+            " EXISTS (SELECT 1 FROM images WHERE images.event = events.id AND images.kind = 'frame')")
 
 
 class QueryError(ValueError):
@@ -77,7 +79,7 @@ def _int(q: dict[str, str], key: str, default: int, lo: int, hi: int) -> int:
 
 def _event(row: sqlite3.Row | tuple[Any, ...]) -> dict[str, Any]:
     (rid, event_id, pass_id, kind, camera, plate, score, dscore, cands, action, rule, reason, direction,
-     late, decided, captured, paid, box, vehicle, has_crop) = row
+     late, decided, captured, paid, box, vehicle, has_crop, has_frame) = row
     read: dict[str, Any] = {"plate": plate, "score": round(score, 3), "dscore": round(dscore, 3),
                             "box": json.loads(box), "candidates": json.loads(cands), "captured_at": iso(captured)}
     if vehicle:
@@ -85,7 +87,8 @@ def _event(row: sqlite3.Row | tuple[Any, ...]) -> dict[str, Any]:
     return {"id": rid, "event_id": event_id, "pass_id": pass_id, "type": kind, "camera_id": camera,
             "plate": plate, "action": action, "rule": rule, "reason": reason, "late": bool(late),
             "direction": direction, "decided_at": iso(decided), "paid_calls": paid, "read": read,
-            "crop": f"/api/events/{event_id}/crop" if has_crop else None}
+            "crop": f"/api/events/{event_id}/crop" if has_crop else None,
+            "frame": f"/api/events/{event_id}/frame" if has_frame else None}
 
 
 def events(store: EventStore, f: Filter) -> dict[str, Any]:
@@ -119,8 +122,8 @@ def event(store: EventStore, event_id: str) -> dict[str, Any] | None:
 
 
 def image(store: EventStore, event_id: str, kind: str = "crop") -> bytes | None:
-    """The event's JPEG; None for an id of the wrong shape or without one (ids only: no paths)."""
-    if not EVENT_ID.fullmatch(event_id):
+    """The event's crop or frame JPEG; None for an id of the wrong shape or without one (ids only: no paths)."""
+    if not EVENT_ID.fullmatch(event_id) or kind not in IMAGES:
         return None
     row = store.read(lambda db: db.execute(
         "SELECT jpeg FROM images JOIN events ON images.event = events.id WHERE events.event_id = ? AND images.kind = ?",

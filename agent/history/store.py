@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from .. import dbfile, timebase
 from ..config import HistoryConfig
 from ..types import Decision, PlateCrop, PlateRead
+from .frames import FrameShelf
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +79,10 @@ class EventStore:
     """
 
     def __init__(self, cfg: HistoryConfig, path: Path, *, wall: Callable[[], float] = time.time,
-                 synchronised: Callable[[], bool] = timebase.system_synchronised) -> None:
+                 synchronised: Callable[[], bool] = timebase.system_synchronised,
+                 frames: FrameShelf | None = None) -> None:
         self.cfg = cfg
+        self.frames = frames  # where the full frames of uploads wait (save_frames)
         self.path = path
         self.max_bytes = int(cfg.quota_mb * 1_000_000)
         self._wall = wall
@@ -210,8 +213,9 @@ class EventStore:
             vehicle = json.dumps({"type": v.type, "score": round(v.score, 3), "make": v.make, "model": v.model,
                                   "color": v.color, "orientation": v.orientation})
         jpeg = crop.jpeg if crop is not None and crop.jpeg else b""
+        frame = self.frames.take(crop.camera_id, crop.frame_seq) if self.frames is not None and crop else None
         text = (d.reason, d.rule, cands, vehicle or "")
-        size = 256 + sum(len(t) for t in text) + len(jpeg)
+        size = 256 + sum(len(t) for t in text) + len(jpeg) + len(frame or b"")
         cur = db.execute(
             "INSERT OR IGNORE INTO events (event_id, pass_id, kind, camera_id, plate, score, dscore, candidates,"
             " action, rule, reason, direction, late, decided_at, captured_at, run, track_id, box, vehicle, bytes)"
@@ -221,8 +225,9 @@ class EventStore:
              json.dumps(r.box.as_dict()), vehicle, size))
         if not cur.rowcount:
             return  # the same event twice (a replay): kept once
-        if jpeg:
-            db.execute("INSERT INTO images (event, kind, jpeg) VALUES (?, 'crop', ?)", (cur.lastrowid, jpeg))
+        for kind, image in (("crop", jpeg), ("frame", frame)):
+            if image:
+                db.execute("INSERT INTO images (event, kind, jpeg) VALUES (?, ?, ?)", (cur.lastrowid, kind, image))
         self._total += size
         self.counters["events"] += 1
 

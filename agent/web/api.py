@@ -62,6 +62,7 @@ class Console:
         add("GET", "/api/events", self.events)
         add("GET", "/api/events/{event_id}", self.event)
         add("GET", "/api/events/{event_id}/crop", self.crop)
+        add("GET", "/api/events/{event_id}/frame", self.frame)
         add("GET", "/api/plates/{plate}", self.plate)
         add("GET", "/api/rules", self.rules)
         add("POST", "/api/rules", self.add_rule)
@@ -147,9 +148,15 @@ class Console:
         return json_response(doc)
 
     def crop(self, req: Request) -> Response:
-        jpeg = q.image(self._store(), req.params["event_id"])
+        return self._image(req, "crop")
+
+    def frame(self, req: Request) -> Response:
+        return self._image(req, "frame")
+
+    def _image(self, req: Request, kind: str) -> Response:
+        jpeg = q.image(self._store(), req.params["event_id"], kind)
         if jpeg is None:
-            raise HttpError(404, "no crop for this event")
+            raise HttpError(404, f"no {kind} for this event")
         return Response(200, jpeg, "image/jpeg")
 
     def plate(self, req: Request) -> Response:

@@ -1,6 +1,6 @@
 """The store in the running agent: cars through the real pipeline (clip, motion, detector, reader
 contract server, decisions), published on a real broker; the store holds the same events as MQTT,
-one to one, with the pass's paid reads and crops, and the API serves them."""
+one to one, with the pass's paid reads, crops and frames, and the API serves them."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+import cv2
+import numpy as np
 from gpiozero.pins.mock import MockFactory
 
 from agent import config
@@ -22,6 +24,9 @@ from tests.web.client import Client
 def test_the_store_holds_the_mqtt_events_one_to_one(tmp_path: Path, pr_sdk_server, mqtt_broker: Broker):
     clip = tmp_path / "gate.mp4"
     write_clip(short_scene(PLATES), clip)
+    cap = cv2.VideoCapture(str(clip))
+    clip_size = (int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)))
+    cap.release()
     pr_sdk_server.texts.extend(p.replace(" ", "") for p in PLATES)
     state = tmp_path / "state"
     cfg = config.parse({
@@ -33,6 +38,7 @@ def test_the_store_holds_the_mqtt_events_one_to_one(tmp_path: Path, pr_sdk_serve
         "mqtt": {"enabled": True, "port": mqtt_broker.port, "prefix": "pa"},
         "storage": {"state_dir": str(state)},
         "status": {"port": 0},
+        "history": {"save_frames": True},
     })
     sub = Subscriber(mqtt_broker.port, "pa/gate/event")
     service = Service(cfg, stop_when_sources_end=True, relay_kw={"pin_factory": MockFactory()})
@@ -50,7 +56,9 @@ def test_the_store_holds_the_mqtt_events_one_to_one(tmp_path: Path, pr_sdk_serve
         wait_until(lambda: store.stats()["events"] == n)
         server = service.status.server
         assert server is not None
-        api = Client(server.port).get("/api/events?limit=100").json()["events"]
+        client = Client(server.port)
+        api = client.get("/api/events?limit=100").json()["events"]
+        frames = [client.get(e["frame"]).body for e in api if e["type"] == "new"]
         history = service.status.board.document()["history"]
         assert history["enabled"] and history["events"] == n and history["dropped_events"] == 0
         assert history["reads"] == len(PLATES) and history["storage"] == "disk"
@@ -73,3 +81,7 @@ def test_the_store_holds_the_mqtt_events_one_to_one(tmp_path: Path, pr_sdk_serve
     assert [first[p.replace(" ", "")]["action"] for p in PLATES] == ["open", "deny", "none"]
     assert sum(e["paid_calls"] for e in first.values()) == len(pr_sdk_server.lookups()) == len(PLATES)
     assert all(e["crop"] for e in first.values())
+    assert len(frames) == len(PLATES)  # save_frames: the whole frame of each pass's best read
+    for jpeg in frames:
+        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert image is not None and image.shape[:2] == clip_size

@@ -4,6 +4,7 @@ and a store that is stuck never holding up the relay."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sqlite3
@@ -207,3 +208,26 @@ def test_a_stuck_store_never_holds_up_the_relay(tmp_path: Path):
     for _, close in reversed(closers):
         close()
     assert len(q.events(EventStore(HistoryConfig(), tmp_path / "h.sqlite3").open(), q.Filter())["events"]) == 5
+
+
+def test_the_frame_of_an_events_best_read_is_kept_when_asked_and_the_shelf_is_bounded(tmp_path: Path):
+    import numpy as np
+
+    from agent.history.frames import PER_CAMERA, FrameShelf
+    from agent.types import Frame
+
+    shelf = FrameShelf()
+    image = np.full((48, 64, 3), 128, np.uint8)
+    for seq in range(1, 7):
+        shelf.keep(Frame("gate", image, seq, time.time(), time.monotonic()), crop(seq=seq))
+    assert [s for s in range(1, 7) if shelf.take("gate", s)] == list(range(7 - PER_CAMERA, 7))
+    store = EventStore(HistoryConfig(save_frames=True), tmp_path / "h.sqlite3", frames=shelf).open()
+    d = decision("AB123CD")  # its crop is of frame 1: no longer on the shelf
+    assert d.read.crop is not None
+    late = dataclasses.replace(d, event_id="f" * 32, read=dataclasses.replace(d.read, crop=crop(seq=6)))
+    store.write([d, late])
+    assert q.event(store, d.event_id)["frame"] is None
+    assert q.event(store, late.event_id)["frame"] == f"/api/events/{late.event_id}/frame"
+    assert q.image(store, late.event_id, "frame") == shelf.take("gate", 6)
+    assert q.image(store, late.event_id, "../crop") is None
+    store.close()
