@@ -33,6 +33,7 @@ T = TypeVar("T")
 FILENAME = "history.sqlite3"
 MEMORY_MAX_MB = 10.0  # a store that fell back to memory holds at most this (a Pi has little RAM)
 BATCH = 64  # queued items written in one transaction
+CLOSE_S = 2.0  # what is queued is written within this at close (the shutdown stays inside 5 s)
 DAY_S = 86400.0
 
 _SCHEMA = (
@@ -96,7 +97,6 @@ class EventStore:
         self._closed = False
         self._thread: threading.Thread | None = None
         self.counters: Counter[str] = Counter()
-        self.last_progress = time.monotonic()
 
     # ------------------------------------------------------------ any thread
 
@@ -144,7 +144,6 @@ class EventStore:
         """Write what comes until ``close``; one catch-all per batch."""
         while True:
             item = self._q.get()
-            self.last_progress = time.monotonic()
             batch = [item]
             while len(batch) < BATCH:
                 try:
@@ -168,7 +167,7 @@ class EventStore:
         self._closed = True
         if self._thread is not None:
             self._q.put(None)
-            self._thread.join(3.0)
+            self._thread.join(CLOSE_S)
             self._thread = None
         with self._lock:
             db, self._db = self._db, None
