@@ -51,7 +51,8 @@ def test_serial_board_unplugged_while_idle_then_back(tmp_path: Path, notify, sta
         code, doc = wait_until(lambda: (s := agent.status()) and s[1]["relay"]["ok"] is False and s,
                                what="the vanished board on /status")
         assert code == 503 and doc["ok"] is False and doc["relay"]["state"] == "unknown"
-        assert "lost" in doc["relay"]["last_error"]
+        # "lost" when the board went, "cannot open" once a retry found no port: which one depends on timing
+        assert any(why in doc["relay"]["last_error"] for why in ("lost", "cannot open"))
         assert relay.pulse("gate") is False and agent.doc()["relay"]["skipped_failing"] == 1
         watchdog = agent.service.watchdog
         wait_until(lambda: not watchdog.healthy(), what="the dead relay stopping the pings")
