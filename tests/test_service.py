@@ -52,6 +52,7 @@ def test_three_cars_give_one_event_each_and_only_the_allowed_one_opens(tmp_path,
         "relay": {"type": "gpio", "pin": "17", "pulse_s": 0.3, "cooldown_s": 0.0},
         "webhooks": [{"url": webhook.url}],
         "storage": {"state_dir": str(tmp_path / "state")},
+        "status": {"port": 0},  # a free port: another agent may hold the default
     })
     factory = MockFactory()
     out = io.StringIO()
@@ -85,6 +86,7 @@ def test_service_close_leaves_no_thread(tmp_path):
     cfg = config.parse({
         "cameras": [{"id": "gate", "source": str(clip), "type": "file", "loop": True}],
         "storage": {"state_dir": str(tmp_path / "state")},
+        "status": {"port": 0},  # a free port: another agent may hold the default
     })
     service = Service(cfg)
     service.start()
@@ -103,7 +105,7 @@ def agent_cmd(*args: str) -> list[str]:
 def write_config(tmp_path: Path, source: str, extra: str = "") -> Path:
     p = tmp_path / "agent.toml"
     p.write_text(f'[[cameras]]\nid = "gate"\nsource = "{source}"\nread_timeout_s = 3.0\n'
-                 f'[storage]\nstate_dir = "{tmp_path / "state"}"\n{extra}')
+                 f'[storage]\nstate_dir = "{tmp_path / "state"}"\n[status]\nport = 0\n{extra}')
     return p
 
 
@@ -181,6 +183,7 @@ def test_a_part_that_cannot_start_closes_every_part_built_before_it(tmp_path, we
         "webhooks": [{"url": webhook.url}],
         "reader": {"type": "sdk", "url": "http://127.0.0.1:9/"},
         "storage": {"state_dir": str(tmp_path / "state")},
+        "status": {"port": 0},  # a free port: another agent may hold the default
     })
     factory = MockFactory()
     service = Service(cfg, relay_kw={"pin_factory": factory})
