@@ -23,7 +23,7 @@ from .boundedhttp import BoundedHTTPServer, is_loopback
 from .config import Config, StatusConfig, secret
 from .dbfile import MEMORY
 from .events import iso
-from .web.http import MAX_BODY, HttpError, Request, error_response, parse_query
+from .web.http import HttpError, error_response, read_request
 
 if TYPE_CHECKING:
     from .web.api import Console
@@ -399,22 +399,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _console(self) -> None:
         """A request for the console's router: a bounded query and body, one response."""
-        path, _, raw_query = self.path.partition("?")
-        if self.console is None or not self.console.owns(path):
+        if self.console is None or not self.console.owns(self.path.partition("?")[0]):
             self._send(404, b'{"error": "not found; try /status or /metrics"}', "application/json")
             return
         try:
-            if self.headers.get("Transfer-Encoding"):
-                raise HttpError(411, "send a Content-Length")
-            length = int(self.headers.get("Content-Length") or 0)
-            if not 0 <= length <= MAX_BODY:
-                raise HttpError(413, f"the body is limited to {MAX_BODY} bytes")
-            body = self.rfile.read(length) if length else b""
-            req = Request(self.command, path, parse_query(raw_query),
-                          {k.lower(): v for k, v in self.headers.items()}, body, self.client_address[0])
-            resp = self.console.handle(req)
-        except (HttpError, ValueError) as err:
-            resp = error_response(err if isinstance(err, HttpError) else HttpError(400, "bad Content-Length"))
+            resp = self.console.handle(read_request(self))
+        except HttpError as err:
+            resp = error_response(err)
             self.close_connection = True  # what is left of the request is not read
         except OSError:
             return  # the client went away

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -86,6 +87,23 @@ def parse_query(raw: str) -> dict[str, str]:
         raise HttpError(400, f"bad query: {err}") from err
 
 
+def read_request(h: BaseHTTPRequestHandler) -> Request:
+    """The request a server's handler is serving, its body read (at most MAX_BODY); HttpError when
+    it is too large, chunked or its query too long."""
+    path, _, raw_query = h.path.partition("?")
+    if h.headers.get("Transfer-Encoding"):
+        raise HttpError(411, "send a Content-Length")
+    try:
+        length = int(h.headers.get("Content-Length") or 0)
+    except ValueError as err:
+        raise HttpError(400, "bad Content-Length") from err
+    if not 0 <= length <= MAX_BODY:
+        raise HttpError(413, f"the body is limited to {MAX_BODY} bytes")
+    query = parse_query(raw_query)
+    body = h.rfile.read(length) if length else b""
+    return Request(h.command, path, query, {k.lower(): v for k, v in h.headers.items()}, body, h.client_address[0])
+
+
 Handler = Callable[[Request], Response]
 
 
@@ -115,4 +133,4 @@ class Router:
 
 
 __all__ = ["MAX_BODY", "HttpError", "Request", "Response", "Router", "error_response", "json_response",
-           "parse_query"]
+           "parse_query", "read_request"]
