@@ -151,15 +151,58 @@ def read_rules_file(path: Path) -> RulesRead:
         text = decode_text(path.read_bytes())
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"rules.file: cannot read {path}: {err}") from err
-    lines = text.splitlines()
+    layout = csv_layout(text.splitlines(), path)
     rows: list[tuple[str, RuleEntry, int]] = []
     problems: list[tuple[int, str]] = []
-    reader = csv.reader(lines, delimiter=delimiter(lines))
-    first = True
+    for raw in layout.rows:
+        found: list[str] = []
+        where = f"rules.file: {path}:{raw.last}: "
+        if raw.cells is None:
+            problems.append((raw.last, f"{where}{raw.count} cells, the header names {len(layout.columns)};"
+                                       " row left out"))
+            continue
+        cols = raw.cells
+        entry, list_ = row_entry(cols, "", found)
+        outcome = "row left out"
+        if found and list_ == "deny" and is_plate(cols["plate"]):  # a ban is never lost to a typo in its dates
+            entry, outcome = RuleEntry(plate=cols["plate"], label=cols["label"]), \
+                "kept as a deny for every camera, at all times"
+        problems.extend((raw.last, f"{where}{e}; {outcome}") for e in found)
+        if entry is not None:
+            rows.append((list_, entry, raw.last))
+    if problems and not rows:
+        raise ConfigError([m for _, m in problems] + [f"rules.file: {path}: no usable row"])
+    return RulesRead(rows, problems)
+
+
+@dataclass(frozen=True)
+class RawRow:
+    first: int  # its lines, 1-based: a quoted cell may span several
+    last: int
+    cells: dict[str, str] | None  # by column name, stripped; None: more cells than the header names
+    count: int = 0  # cells in the row
+
+
+@dataclass(frozen=True)
+class CsvLayout:
+    """How a rules file is written: its delimiter, its columns in order, and its rows (comments,
+    blank lines and the header are not rows). The loader reads it; the API's edits write by it."""
+
+    delimiter: str
+    columns: tuple[str, ...]
+    rows: list[RawRow]
+
+
+def csv_layout(lines: list[str], path: Path | str = "") -> CsvLayout:
+    """The layout of a rules file's lines; raises ConfigError when they are not CSV."""
+    delim = delimiter(lines)
+    reader = csv.reader(lines, delimiter=delim)
     columns: tuple[str, ...] = CSV_COLUMNS
+    rows: list[RawRow] = []
+    first, start = True, 1
     try:
         for row in reader:
-            lineno = reader.line_num  # the row's last line: a quoted cell may span lines
+            begin, start = start, reader.line_num + 1
             cells = [c.strip() for c in row]
             if not any(cells) or cells[0].startswith("#"):
                 continue
@@ -171,26 +214,14 @@ def read_rules_file(path: Path) -> RulesRead:
                     columns = names  # known names in another order
                 continue
             first = False
-            found: list[str] = []
-            where = f"rules.file: {path}:{lineno}: "
             if columns is not CSV_COLUMNS and any(cells[len(columns):]):
-                problems.append((lineno, f"{where}{len(cells)} cells, the header names {len(columns)};"
-                                         " row left out"))
+                rows.append(RawRow(begin, reader.line_num, None, len(cells)))
                 continue
-            cols = dict.fromkeys(CSV_COLUMNS, "") | dict(zip(columns, cells, strict=False))
-            entry, list_ = row_entry(cols, "", found)
-            outcome = "row left out"
-            if found and list_ == "deny" and is_plate(cols["plate"]):  # a ban is never lost to a typo in its dates
-                entry, outcome = RuleEntry(plate=cols["plate"], label=cols["label"]), \
-                    "kept as a deny for every camera, at all times"
-            problems.extend((lineno, f"{where}{e}; {outcome}") for e in found)
-            if entry is not None:
-                rows.append((list_, entry, lineno))
+            rows.append(RawRow(begin, reader.line_num,
+                               dict.fromkeys(CSV_COLUMNS, "") | dict(zip(columns, cells, strict=False)), len(cells)))
     except csv.Error as err:
         raise ConfigError(f"rules.file: {path}: not CSV: {err}") from err
-    if problems and not rows:
-        raise ConfigError([m for _, m in problems] + [f"rules.file: {path}: no usable row"])
-    return RulesRead(rows, problems)
+    return CsvLayout(delim, columns, rows)
 
 
 def decode_text(data: bytes) -> str:
@@ -242,7 +273,10 @@ __all__ = [
     "RulesRead",
     "Window",
     "check_entry",
+    "CsvLayout",
+    "RawRow",
     "csv_cells",
+    "csv_layout",
     "decode_text",
     "delimiter",
     "parse_schedule",

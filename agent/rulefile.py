@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .rulebook import CSV_COLUMNS, RuleEntry, csv_cells, decode_text, delimiter, read_rules_file, row_entry
+from .rulebook import CSV_COLUMNS, RuleEntry, csv_cells, csv_layout, decode_text, read_rules_file, row_entry
 
 logger = logging.getLogger(__name__)
 
@@ -54,21 +54,13 @@ class Row:
 
 
 def _rows(lines: list[str]) -> list[Row]:
-    """The rule rows of the file's lines (comments, blank lines and the header are not rows)."""
+    """The good rule rows of the file's lines, read as the loader reads them (delimiter, columns)."""
     out: list[Row] = []
-    reader = csv.reader(lines, delimiter=delimiter(lines))  # a spreadsheet's ; or tab as the loader reads it
-    start = 0
-    for cells in reader:
-        end = reader.line_num
-        first, start = start, end
-        cells = [c.strip() for c in cells]
-        if not any(cells) or cells[0].startswith("#") or (end == 1 and cells[0].lower() == "plate"):
-            continue
-        cells += [""] * (len(CSV_COLUMNS) - len(cells))
-        entry, list_ = row_entry(dict(zip(CSV_COLUMNS, cells, strict=False)), "", [])
+    for raw in csv_layout(lines).rows:
+        entry, list_ = row_entry(raw.cells, "", []) if raw.cells is not None else (None, "")
         if entry is not None:
-            text = "".join(lines[first:end])
-            out.append(Row(hashlib.sha256(text.encode()).hexdigest()[:16], list_, entry, first, end))
+            text = "".join(lines[raw.first - 1:raw.last])
+            out.append(Row(hashlib.sha256(text.encode()).hexdigest()[:16], list_, entry, raw.first - 1, raw.last))
     return out
 
 
@@ -97,8 +89,15 @@ def parse_body(body: Any) -> tuple[str, RuleEntry]:
 
 
 def _line(list_: str, entry: RuleEntry, lines: list[str]) -> str:
+    """The row in the file's own delimiter and column order; RuleEditError for a value its header
+    has no column for."""
+    layout = csv_layout(lines)
+    cells = dict(zip(CSV_COLUMNS, csv_cells(list_, entry), strict=True))
+    missing = [c for c in CSV_COLUMNS if cells[c] and c not in layout.columns]
+    if missing:
+        raise RuleEditError(f"{missing[0]}: the rules file's header has no such column")
     buf = io.StringIO()
-    csv.writer(buf, delimiter=delimiter(lines), lineterminator="\n").writerow(csv_cells(list_, entry))
+    csv.writer(buf, delimiter=layout.delimiter, lineterminator="\n").writerow([cells[c] for c in layout.columns])
     return buf.getvalue()
 
 
@@ -169,9 +168,12 @@ class RulesFile:
                 f.flush()
                 os.fsync(f.fileno())
             try:
-                read_rules_file(Path(tmp))
+                read = read_rules_file(Path(tmp))
             except ConfigError as err:
                 raise RuleEditError("the file would not load: " + "; ".join(err.errors), errors=err.errors) from err
+            ours = [m for line, m in read.problems if at is not None and line == at + 1]
+            if ours:  # the row written is one the loader would leave out
+                raise RuleEditError(ours[0], errors=ours)
             os.chmod(tmp, self._mode())
             os.replace(tmp, self.path)
         except OSError as err:

@@ -133,3 +133,24 @@ def test_requests_are_bounded(api: Api):
     assert c.call("DELETE", "/api/events").status == 405
     assert c.get("/api/nothing").status == 404
     assert c.get("/status").status in (200, 503)  # the status document is still there
+
+
+def test_a_spreadsheets_rules_file_is_edited_in_its_own_delimiter_and_column_order(tmp_path: Path):
+    api = Api(tmp_path, rules_csv="Plate;List;Cameras\r\nAB123CD;allow;gate\r\n")
+    try:
+        c = api.client
+        c.session()
+        assert [(r["plate"], r["cameras"]) for r in c.get("/api/rules").json()["rules"] if r["source"] == "file"] \
+            == [("AB123CD", ["gate"])]
+        added = c.call("POST", "/api/rules", {"plate": "KX52ODV", "list": "deny", "cameras": ["gate", "side"]})
+        assert added.status == 201, added.body
+        assert api.rules_path.read_bytes().endswith(b"AB123CD;allow;gate\r\nKX52ODV;deny;gate side\n")
+        assert api.rules.check("KX52ODV", "side").action == "deny"
+        no_column = c.call("POST", "/api/rules", {"plate": "LM07PQR", "label": "Carol"})
+        assert no_column.status == 400 and no_column.json()["error"].startswith("label: the rules file's header")
+        row = next(r for r in c.get("/api/rules").json()["rules"] if r["plate"] == "AB123CD")
+        assert c.call("PUT", f"/api/rules/{row['id']}", {"plate": "AB123CD", "list": "deny"}).status == 200
+        assert api.rules_path.read_bytes().startswith(b"Plate;List;Cameras\r\nAB123CD;deny;\n")
+        assert api.rules.check("AB123CD", "gate").action == "deny"
+    finally:
+        api.close()
