@@ -65,6 +65,7 @@ class CameraPipeline:
         statics: StaticObjects | None = None,
         on_unread: Callable[[PassEnd], object] | None = None,
         on_upload: Callable[[Frame, PlateCrop], None] | None = None,
+        live: Callable[[Frame, Sequence[Box]], None] | None = None,
     ) -> None:
         self.cam = cam
         self.frames = frames
@@ -77,6 +78,7 @@ class CameraPipeline:
         self.tracks = PlateTracks(cam.upload, statics, cam.id)
         self.on_unread = on_unread
         self.on_upload = on_upload  # the event history keeps the frame of each upload
+        self.live = live  # the console's live view: each processed frame and its detections
         self.counters: Counter[str] = Counter()
         self.last_progress = clock()  # the watchdog checks this moves
         self.last_seq = -1  # the newest frame fully processed
@@ -130,11 +132,16 @@ class CameraPipeline:
         moved = self.motion.update(frame.image, now)
         self._moving = moved.active
         if not moved.active:
+            if self.live is not None:
+                self.live(frame, ())
             return []
         self.counters["motion_frames"] += 1
         roi = Box.enclosing(moved.regions) if moved.regions else None  # the detector decides its use
         items = []
-        for det in self._keep(self.detector.detect(frame.image, roi), frame.image):
+        kept = self._keep(self.detector.detect(frame.image, roi), frame.image)
+        if self.live is not None:
+            self.live(frame, [d.box for d in kept])
+        for det in kept:
             cropped = self.cropper.crop(frame, det)
             self.counters["crops"] += cropped is not None
             items.append((cropped, self._sighting(frame, det.box, moved.regions)))

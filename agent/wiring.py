@@ -41,6 +41,7 @@ from .types import PlateCrop, PlateRead
 from .web.api import Console
 from .web.api import Parts as ConsoleParts
 from .web.auth import Access
+from .web.live import LiveFrames
 
 if TYPE_CHECKING:
     from .config import CameraConfig
@@ -106,6 +107,7 @@ class Parts:
     cameras: tuple[Camera, ...]
     threads: tuple[threading.Thread, ...]
     store: EventStore | None = None  # the event history, a sink served after the outputs
+    live: LiveFrames | None = None  # the console's last frame per camera, kept only while a page looks
 
     def camera(self, camera_id: str) -> Camera:
         for cam in self.cameras:
@@ -151,6 +153,9 @@ def build(
 
     closers.append(("open-passes", close_passes))
     reader, threads = _build_reader(cfg, dispatcher, stop, closers, timebase, clock, store)
+    live = LiveFrames({cam.id: cam.zones for cam in cfg.cameras}) if cfg.console.enabled else None
+    if live is not None:
+        closers.append(("live", live.close))
     cameras = []
     for cam in cfg.cameras:
         name = camera_name(cam.id)
@@ -165,11 +170,12 @@ def build(
         shelf = store.frames if store is not None else None
         pipe = CameraPipeline(cam, frames, MotionGate(cam.motion, cam.zones), detector, cropper, reader.submit, stop,
                               statics=statics, on_unread=dispatcher.unread,
-                              on_upload=shelf.keep if shelf is not None else None)
+                              on_upload=shelf.keep if shelf is not None else None,
+                              live=live.offer if live else None)
         upload_gates[cam.id] = pipe.answered
         cameras.append(Camera(cam.id, name, frames, detector, pipe))
         threads.append(threading.Thread(target=pipe.run, name=f"pipeline-{cam.id}", daemon=True))
-    return Parts(clock, rules, decider, outputs, dispatcher, reader, tuple(cameras), tuple(threads), store)
+    return Parts(clock, rules, decider, outputs, dispatcher, reader, tuple(cameras), tuple(threads), store, live)
 
 
 def build_store(cfg: Config, clock: ClockSync, closers: Closers) -> EventStore | None:
@@ -272,7 +278,7 @@ def build_status(
     console = None
     if parts is not None and cfg.console.enabled:
         rules_file = RulesFile(Path(cfg.rules.file), parts.rules.reload) if cfg.rules.file else None
-        console = Console(ConsoleParts(parts.rules, rules_file, board, parts.store),
+        console = Console(ConsoleParts(parts.rules, rules_file, board, parts.store, parts.live),
                           Access(cfg.console, cfg.status.bind))
     return Status(board, StatusServer(cfg.status, board, console) if cfg.status.enabled else None)
 

@@ -1,6 +1,7 @@
-"""The JSON API under ``/api/`` (see README "JSON API"): events, an event's crop, a plate's history,
-the rules (list, add, edit, remove), status and usage; plus ``/static/`` assets bundled with the
-package. ``Console.handle`` is the one entry: access, then the route, then security headers.
+"""The JSON API under ``/api/`` (see README "JSON API"): events (and as CSV), an event's crop, a
+plate's history, the rules (list, add, edit, remove), status, usage and each camera's live frame;
+plus the console's pages (``/console/<page>``) and ``/static/`` assets bundled with the package.
+``Console.handle`` is the one entry: access, then the route, then security headers.
 
 Nothing here runs unless a request comes: every answer is computed from the parts when asked.
 """
@@ -18,11 +19,14 @@ from ..rulefile import RuleEditError, RulesFile, parse_body
 from ..rules import AccessRules
 from ..status import StatusBoard
 from .auth import Access
+from .export import events_csv
 from .http import HttpError, Request, Response, Router, error_response, json_response
+from .live import LiveFrames
 
 logger = logging.getLogger(__name__)
 
-PREFIXES = ("/api/", "/static/")
+PREFIXES = ("/api/", "/static/", "/console/")
+PAGES = ("live", "events", "plate", "rules", "usage")  # /console/<page> -> static/<page>.html
 STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
                 ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png"}
 SECURITY_HEADERS = (
@@ -31,7 +35,7 @@ SECURITY_HEADERS = (
     ("Referrer-Policy", "no-referrer"),
     ("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"),
 )
-PUBLIC = {"session", "login", "static"}  # routes answered without a login
+# answered without a login: pages and assets hold no data, they log in through the API
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class Parts:
     rules_file: RulesFile | None
     board: StatusBoard  # the /status document
     store: EventStore | None
+    live: LiveFrames | None = None
 
 
 class Console:
@@ -60,6 +65,7 @@ class Console:
         add("GET", "/api/status", self.status)
         add("GET", "/api/usage", self.usage)
         add("GET", "/api/events", self.events)
+        add("GET", "/api/events.csv", self.events_export)
         add("GET", "/api/events/{event_id}", self.event)
         add("GET", "/api/events/{event_id}/crop", self.crop)
         add("GET", "/api/events/{event_id}/frame", self.frame)
@@ -68,7 +74,10 @@ class Console:
         add("POST", "/api/rules", self.add_rule)
         add("PUT", "/api/rules/{rule_id}", self.edit_rule)
         add("DELETE", "/api/rules/{rule_id}", self.remove_rule)
+        add("GET", "/api/cameras/{camera_id}/frame", self.live_frame)
         add("GET", "/static/{name}", self.static, public=True)
+        add("GET", "/", self.home, public=True)
+        add("GET", "/console/{page}", self.page, public=True)
         assert r is self.router
 
     def _add(self, method: str, pattern: str, handler: Callable[[Request], Response], public: bool = False) -> None:
@@ -78,7 +87,7 @@ class Console:
 
     @staticmethod
     def owns(path: str) -> bool:
-        return path.startswith(PREFIXES)
+        return path == "/" or path.startswith(PREFIXES)
 
     def handle(self, req: Request) -> Response:
         """Any request under ``/api/`` or ``/static/``; never raises."""
@@ -141,6 +150,15 @@ class Console:
             raise HttpError(400, str(err)) from err
         return json_response(q.events(self._store(), f))
 
+    def events_export(self, req: Request) -> Response:
+        try:
+            f = q.Filter.parse(dict(req.query))
+        except q.QueryError as err:
+            raise HttpError(400, str(err)) from err
+        resp = Response(200, events_csv(self._store(), f), "text/csv; charset=utf-8")
+        resp.headers.append(("Content-Disposition", 'attachment; filename="events.csv"'))
+        return resp
+
     def event(self, req: Request) -> Response:
         doc = q.event(self._store(), req.params["event_id"])
         if doc is None:
@@ -175,6 +193,18 @@ class Console:
         paid = q.paid_per_day(self.parts.store, days) if self.parts.store is not None else None
         return json_response({"paid_per_day": paid, "quota": reader.get("quota"), "reader": reader.get("type"),
                               "since_start": saved})
+
+    def live_frame(self, req: Request) -> Response:
+        """The camera's last frame with zones and detections drawn; made now, only because a page asked."""
+        if self.parts.live is None:
+            raise HttpError(404, "no live view")
+        try:
+            jpeg = self.parts.live.jpeg(req.params["camera_id"])
+        except KeyError as err:
+            raise HttpError(404, "no such camera") from err
+        if jpeg is None:
+            raise HttpError(503, "no frame yet: ask again in a second")
+        return Response(200, jpeg, "image/jpeg")
 
     # ------------------------------------------------------------ rules
 
@@ -217,11 +247,22 @@ class Console:
             raise HttpError(err.status, str(err), errors=err.errors) from err
         return json_response({"removed": req.params["rule_id"]})
 
-    # ------------------------------------------------------------ assets
+    # ------------------------------------------------------------ pages and assets
+
+    def home(self, req: Request) -> Response:
+        return Response(302, b"", "text/plain", [("Location", "/console/live")])
+
+    def page(self, req: Request) -> Response:
+        page = req.params["page"]
+        if page not in PAGES:
+            raise HttpError(404, "no such page")
+        return self._asset(f"{page}.html")
 
     def static(self, req: Request) -> Response:
         """A file of ``agent/web/static`` by its bare name (the route admits no slash)."""
-        name = req.params["name"]
+        return self._asset(req.params["name"])
+
+    def _asset(self, name: str) -> Response:
         ctype = STATIC_TYPES.get(name[name.rfind("."):] if "." in name else "")
         item = resources.files(__package__).joinpath("static", name)
         if ctype is None or name.startswith(".") or not item.is_file():
@@ -229,4 +270,4 @@ class Console:
         return Response(200, item.read_bytes(), ctype)
 
 
-__all__ = ["PREFIXES", "Console", "Parts"]
+__all__ = ["PAGES", "PREFIXES", "Console", "Parts"]
