@@ -17,6 +17,7 @@ from agent.rules import AccessRules
 from agent.status import StatusBoard, StatusServer
 from agent.web.api import Console, Parts
 from agent.web.auth import Access
+from agent.web.live import LiveFrames
 
 
 @dataclass
@@ -68,7 +69,8 @@ class Api:
     """Store, rules and server; ``close()`` stops them."""
 
     def __init__(self, tmp: Path, *, bind: str = "127.0.0.1", environ: dict[str, str] | None = None,
-                 rules_csv: str = "plate,label,list\n# staff\nAB123CD,Alice,allow\n") -> None:
+                 rules_csv: str = "plate,label,list\n# staff\nAB123CD,Alice,allow\n",
+                 live: LiveFrames | None = None) -> None:
         self.rules_path = tmp / "rules.csv"
         self.rules_path.write_text(rules_csv)
         self.rules_path.chmod(0o640)
@@ -80,7 +82,8 @@ class Api:
         board = StatusBoard(lambda: {"cameras": {}, "reader": {"state": "ok", "usage": {"calls": 12, "limit": 2500}}},
                             frame_timeout_s={}, reader_type="cloud")
         access = Access(ConsoleConfig(), bind, environ=environ or {})
-        console = Console(Parts(self.rules, RulesFile(self.rules_path, self.rules.reload), board, self.store), access)
+        console = Console(Parts(self.rules, RulesFile(self.rules_path, self.rules.reload), board, self.store, live),
+                          access)
         self.server = StatusServer(StatusConfig(bind=bind, port=0), board, console)
         self.server.start()
         self.client = Client(self.server.port)

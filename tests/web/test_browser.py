@@ -25,6 +25,8 @@ from agent.scene import SceneSpec, write_clip
 from agent.service import Service
 from tests.web.client import Client
 
+pytestmark = pytest.mark.slow
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
