@@ -264,7 +264,7 @@ class HistoryConfig:
 
 @dataclass(frozen=True)
 class ConsoleConfig:
-    """The JSON API under /api/ on the status server's address (web/)."""
+    """The web console (pages and the JSON API under /api/) on the status server's address (web/)."""
 
     enabled: bool = opt(True)
     password_env: str = opt("CONSOLE_PASSWORD", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # off loopback

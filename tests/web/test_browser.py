@@ -165,6 +165,9 @@ def test_allow_a_plate_from_its_event_and_the_next_pass_opens(agent: tuple[Servi
                               "the next pass to open the gate")
             assert opened[0]["rule"].startswith("allow")
             wait_for(lambda: True in [s.state for s in pin.states], 5, "the relay pulse")
+            page.goto(base + "/console/events?plate=" + PLATE)  # the passes before the rule, and after
+            page.locator("table.events span.open").first.wait_for()
+            page.screenshot(path=str(shots / "events-allowed.png"))
 
             page.goto(base + "/console/plate?plate=" + PLATE)
             page.wait_for_selector("#plate")
