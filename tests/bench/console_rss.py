@@ -25,7 +25,7 @@ import time
 import urllib.error
 from pathlib import Path
 
-from agent.scene import write_clip
+from agent.tools.scene import write_clip
 from tests.bench.history_rss import PLATES, _get, _peak_kb
 from tests.fixtures_mqtt import free_port
 from tests.prserver import PRServer

@@ -21,7 +21,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from agent import config
-from agent.scene import SceneSpec, write_clip
+from agent.tools.scene import SceneSpec, write_clip
 from agent.service import Service
 from tests.web.client import Client
 
