@@ -27,7 +27,9 @@ const events = (() => {
       el("div", null, ui.plateLink(e.plate), " · ", ui.action(e.action), " · ",
         el("span", { class: "muted" }, e.camera_id + " · " + ui.when(e.decided_at))),
       e.crop ? el("img", { src: e.crop, alt: "crop" }) : el("p", { class: "muted" }, "no crop"),
-      el("p", { class: "muted" }, e.reason || ""),
+      el("p", { class: "muted" }, e.reason || "",
+        e.frame ? el("span", null, " · ", el("a", { href: e.frame, target: "_blank", rel: "noopener" }, "whole frame"))
+          : null),
       el("div", null,
         e.plate ? el("button", { class: "primary", id: "allow-plate", onclick: () => allow(e.plate, out) },
           "Allow this plate") : null,
