@@ -1,7 +1,9 @@
 """The console in a real browser (Debian's chromium driven by Playwright): cars pass through the real
 pipeline (a drawn clip on a loop, motion, the bundled detector, the reader contract server); the
 operator filters the events by plate, opens a crop, allows the plate in one click, sees the rules
-page change, and the next pass of that car opens the gate (gpiozero's MockFactory pin).
+page change, and the next pass of that car opens the gate (gpiozero's MockFactory pin). Bound off
+loopback, the pages ask for the password before showing anything, and the session cookie stays out
+of the page's reach.
 
 Skipped without chromium or playwright; fails instead when PLATE_AGENT_REQUIRE_BROWSER=1 (CI).
 Screenshots of each page go to $PLATE_AGENT_SCREENSHOTS when set (the bench output), else tmp_path.
@@ -23,7 +25,8 @@ from gpiozero.pins.mock import MockFactory
 from agent import config
 from agent.tools.scene import SceneSpec, write_clip
 from agent.service import Service
-from tests.web.client import Client
+from tests.history.events import decision
+from tests.web.client import Api, Client
 
 pytestmark = pytest.mark.slow
 
@@ -182,3 +185,32 @@ def test_allow_a_plate_from_its_event_and_the_next_pass_opens(agent: tuple[Servi
             assert failed == [(400, "POST", base + "/api/rules")], failed  # only the refused entry
         finally:
             browser.close()
+
+
+def test_off_loopback_the_console_asks_for_the_password_first(tmp_path: Path, shots: Path):
+    sync_playwright = _browser_or_skip()
+    password = "correct horse battery staple"
+    a = Api(tmp_path, bind="0.0.0.0", environ={"CONSOLE_PASSWORD": password})
+    a.store.write([decision("AB123CD")])
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 900, "height": 500})
+                page.goto(f"http://127.0.0.1:{a.server.port}/console/events")
+                page.fill("input[name=password]", "wrong")
+                page.click("form button")
+                page.wait_for_selector("#login-error:text('wrong password')")
+                assert page.locator("table.events").count() == 0  # nothing shown before the login
+                page.screenshot(path=str(shots / "login.png"))
+                page.fill("input[name=password]", password)
+                page.click("form button")
+                page.wait_for_selector("table.events a.plate")
+                assert page.inner_text("table.events a.plate") == "AB123CD"
+                cookie = next(c for c in page.context.cookies() if c["name"] == "plate_agent_session")
+                assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+                assert page.evaluate("document.cookie") == ""  # the page's scripts cannot read it
+            finally:
+                browser.close()
+    finally:
+        a.close()
