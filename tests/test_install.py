@@ -3,8 +3,10 @@ would make, idempotency, the token kept off argv and output, and ``systemd-analy
 
 from __future__ import annotations
 
+import grp
 import io
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from agent.__main__ import run_config_errors
-from agent.tools.hostsys import RootSystem
+from agent.tools.hostsys import HostSystem, RootSystem
 from agent.tools.install import (
     CONFIG,
     STATE_DIR,
@@ -206,3 +208,18 @@ def test_the_package_carries_the_files_install_writes() -> None:
     assert sorted(Path(f).name for f in files) == ["config.example.toml", "plate-agent.service"]
     assert all((ROOT / f).is_file() for f in files)
     assert data_file("config.example.toml").read_bytes() == (ROOT / "config.example.toml").read_bytes()
+
+
+def test_the_host_system_changes_only_what_differs(tmp_path: Path) -> None:
+    host, me = HostSystem(), os.getuid()
+    target = str(tmp_path / "etc" / "unit")
+    assert host.mkdir(str(tmp_path / "etc"), 0o750) and not host.mkdir(str(tmp_path / "etc"), 0o750)
+    assert (tmp_path / "etc").stat().st_mode & 0o777 == 0o750
+    assert host.write(target, b"a", 0o600) and not host.write(target, b"a", 0o600)
+    assert host.write(target, b"a", 0o644) and host.write(target, b"b", 0o644)  # the mode, then the content
+    assert Path(target).read_bytes() == b"b" and Path(target).stat().st_mode & 0o777 == 0o644
+    user, group = pwd.getpwuid(me).pw_name, grp.getgrgid(os.getgid()).gr_name
+    assert not host.chown(target, user, group)  # already theirs
+    assert host.group_exists(group) and not host.group_exists("no-such-group-x1")
+    assert host.user_groups("no-such-user-x1") is None
+    assert host.remove(str(tmp_path / "etc")) and not host.remove(str(tmp_path / "etc"))
