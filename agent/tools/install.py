@@ -73,6 +73,7 @@ def read_token(stdin: TextIO, prompt: Callable[[str], str] = getpass.getpass) ->
 class Report:
     changes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    restart: bool = False  # the unit or a credential changed: a running service must start again
 
     def did(self, changed: bool, what: str) -> None:
         if changed:
@@ -107,20 +108,24 @@ def install(system: System, check: Callable[[Path], list[str]], *, token: str = 
         system.write(CONFIG, data_file("config.example.toml").read_bytes(), 0o640)
         system.chown(CONFIG, "root", USER)
         rep.changes.append(f"{CONFIG} written from config.example.toml: edit it")
+    if token and system.write(TOKEN_FILE, token.encode() + b"\n", 0o600):
+        rep.changes.append(f"{TOKEN_FILE} stored (root only)")
+        rep.restart = True
     if token:
-        rep.did(system.write(TOKEN_FILE, token.encode() + b"\n", 0o600), f"{TOKEN_FILE} stored (root only)")
         system.chown(TOKEN_FILE, "root", "root")
     creds = [c for c in CREDENTIALS if system.path(f"{CONFIG_DIR}/{c}").is_file()]
     unit = render_unit(data_file("plate-agent.service").read_text(encoding="utf-8"),
                        exec_line=exec_line or exec_start(), groups=groups, credentials=creds)
-    rep.did(system.write(UNIT_PATH, unit.encode(), 0o644), f"{UNIT_PATH} written")
+    if system.write(UNIT_PATH, unit.encode(), 0o644):
+        rep.changes.append(f"{UNIT_PATH} written")
+        rep.restart = True
     errors = check(system.path(CONFIG))
     return rep, errors
 
 
 def start(system: System, rep: Report) -> None:
     """Load the unit and start it; a changed unit or credential restarts a running service."""
-    if any(c.startswith((UNIT_PATH, TOKEN_FILE)) for c in rep.changes):
+    if rep.restart:
         system.run(["systemctl", "daemon-reload"])
         system.run(["systemctl", "try-restart", UNIT])  # nothing when it is not running yet
     system.run(["systemctl", "enable", "--now", UNIT])
@@ -188,6 +193,7 @@ def run_install(root: str, *, ask_token: bool, check: Callable[[Path], list[str]
             print("  " + " ".join(argv), file=out)
     print(f"config: {CONFIG}   state: {STATE_DIR}", file=out)
     print("check every part: sudo plate-agent doctor", file=out)
+    print(f"after editing the config: sudo systemctl restart {UNIT}", file=out)
     print(f"follow the log:   journalctl -u {UNIT} -f", file=out)
     return 0
 
