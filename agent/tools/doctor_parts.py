@@ -56,7 +56,8 @@ def check_camera(cam: CameraConfig) -> dict[str, Any]:
         props = src.properties()
     except SourceError as err:
         raise Verdict(str(err), f"check cameras[{cam.id}].source (URL, user and password; `ffprobe URL` on this "
-                      "board); for RTSP try rtsp_transport = \"udp\"; for USB, the video group and the device") from err
+                      "board); for RTSP try rtsp_transport = \"udp\"; for USB, the device, the video group, and "
+                      "whether the running service holds it (sudo systemctl stop plate-agent)") from err
     finally:
         src.close()
     h, w = first.shape[:2]
