@@ -95,6 +95,8 @@ class DetectorConfig:
     score_min: float = opt(0.2, gt=0.0, hi=1.0)  # bundled model: see models/README.md
     iou_nms: float = opt(0.45, gt=0.0, hi=1.0)
     num_threads: int = opt(2, lo=1, hi=16)
+    # loaded models shared by all cameras (each ~27 MB); 0 = one per num_threads cores
+    instances: int = opt(1, lo=0, hi=8)
     min_plate_width_px: int = opt(40, lo=1, hi=4096)
     roi: bool = opt(True)  # run on the motion region when it is small
     roi_max_fraction: float = opt(0.5, gt=0.0, hi=1.0)  # largest region (of frame area) for ROI mode

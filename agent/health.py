@@ -36,10 +36,13 @@ class Report:
         cameras: dict[str, object] = {}
         for cam in parts.cameras:
             cap, counts = cam.capture.stats(), cam.pipeline.stats()
-            cameras[cam.id] = {**cap, **counts, "frames_in": cap["frames"],
+            cameras[cam.id] = {**cap, **counts, **cam.detector.stats(), "stages": cam.times.snapshot(),
+                               "frames_in": cap["frames"],
                                "frames_processed": counts.get("frames", 0)}
         return {
             "cameras": cameras,
+            "detector": parts.detectors.stats() if parts.detectors is not None else None,
+            "stages": parts.times.snapshot(),  # read, sinks
             "reader": parts.reader.stats(),
             "dispatch": parts.dispatcher.stats(),
             "decide": parts.decider.stats(),

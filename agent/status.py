@@ -143,6 +143,8 @@ class StatusBoard:
             ],
             "events": int(stats.get("dispatch", {}).get("events", 0)),
             "history": self._history(stats.get("history")),
+            "detector": stats.get("detector"),  # the shared models: how many, cameras waiting now
+            "stages": stats.get("stages") or {},  # read (uploads), sinks (decisions sent)
         }
         return scrub(doc, self._secrets)  # type: ignore[no-any-return]
 
@@ -167,6 +169,10 @@ class StatusBoard:
             "motion_frames": c.get("motion_frames", 0),
             "plates": c.get("detections", 0),
             "uploads": c.get("uploads", 0),
+            # its turns at the shared detector: calls, wait_ms_mean / wait_ms_max (for its turn), ms_total (running)
+            "detector": {k[9:]: v for k, v in sorted(c.items()) if k.startswith("detector_")},
+            # time per stage, summed: {stage: {calls, ms, cpu_ms}} (decode, motion, detector, crop)
+            "stages": c.get("stages") or {},
             # crops the upload gate kept back, by why (static, cut, in_flight, done, ...)
             "held": {k[5:]: v for k, v in sorted(c.items()) if k.startswith("held_")},
             "unread_passes": c.get("unread", 0),

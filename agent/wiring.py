@@ -8,6 +8,7 @@ and the dispatcher hands each crop's outcome back to its camera's upload gate.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import threading
@@ -20,11 +21,10 @@ from .sources import Capture
 from .config import Config, state_dir
 from .crop import Cropper
 from .decide import Decider
-from .detect import PlateDetector, create_detector
+from .detect import CameraDetector, SharedDetectors, create_shared
 from .history import FILENAME as HISTORY_FILE
 from .history import EventStore
 from .history.frames import FrameShelf
-from .motion import MotionGate
 from .pipeline import CameraPipeline, Dispatcher
 from .read import READERS, DetectOnlyReader, ReadStage
 from .read.outbox import Outbox
@@ -34,6 +34,8 @@ from .rules import AccessRules
 from .sinks.mqtt import MqttSink
 from .sinks.relay import Gate
 from .sinks.webhook import WebhookSink
+from .stagetime import StageTimes
+from .timed import TimedCropper, TimedDetector, TimedMotion, TimedReader, TimedSink
 from .statics import StaticObjects
 from .status import StatusBoard, StatusServer, known_secrets
 from .timebase import ClockSync, Timebase
@@ -50,7 +52,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-RELAY, MQTT, READER, STATUS, STORE = "relay", "mqtt", "reader", "status", "store"
+RELAY, MQTT, READER, STATUS, STORE, DETECTOR = "relay", "mqtt", "reader", "status", "store", "detector"
 READER_CLOSE_S = 1.0  # an upload still in flight is kept in the outbox and read after a restart
 
 Closers = list[tuple[str, Callable[[], None]]]  # (part name, close), closed in reverse order
@@ -90,8 +92,9 @@ class Camera:
     id: str
     name: str
     capture: Capture
-    detector: PlateDetector
+    detector: CameraDetector
     pipeline: CameraPipeline
+    times: StageTimes  # decode, motion, detector, crop
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,8 @@ class Parts:
     threads: tuple[threading.Thread, ...]
     store: EventStore | None = None  # the event history, a sink served after the outputs
     live: LiveFrames | None = None  # the console's last frame per camera, kept only while a page looks
+    detectors: SharedDetectors | None = None  # None: no camera
+    times: StageTimes = dataclasses.field(default_factory=StageTimes)  # read, sinks
 
     def camera(self, camera_id: str) -> Camera:
         for cam in self.cameras:
@@ -145,37 +150,53 @@ def build(
     store = build_store(cfg, clock, closers)  # closed after the passes still open have given their events
     upload_gates: dict[str, Callable[[PlateCrop, str], None]] = {}  # filled below, before any thread runs
     last = [store] if store is not None else []
-    dispatcher = Dispatcher(decider, [*outputs.sinks(), *extra_sinks, *last], upload_gates,
+    times = StageTimes()
+    sinks = [TimedSink(s, times) for s in [*outputs.sinks(), *extra_sinks, *last]]
+    dispatcher = Dispatcher(decider, sinks, upload_gates,
                             min_score=cfg.decision.min_score)
 
     def close_passes() -> None:  # after the reader, before the sinks: passes still open get their event
         dispatcher.tick(everything=True)
 
     closers.append(("open-passes", close_passes))
-    reader, threads = _build_reader(cfg, dispatcher, stop, closers, timebase, clock, store)
+    reader, threads = _build_reader(cfg, dispatcher, stop, closers, timebase, clock, store, times)
     live = LiveFrames({cam.id: cam.zones for cam in cfg.cameras}) if cfg.console.enabled else None
     if live is not None:
         closers.append(("live", live.close))
-    cameras = []
-    for cam in cfg.cameras:
-        name = camera_name(cam.id)
-        factory = functools.partial(source_factory, cam) if source_factory is not None else None
-        frames = Capture(cam, stop, source_factory=factory)
-        closers.append((f"{name}/capture", frames.close))
-        detector = create_detector(cam.detector)
-        closers.append((f"{name}/detector", detector.close))
-        cropper = Cropper(cam.crop)
-        statics = StaticObjects(cam.upload.static_ttl_s, cam.upload.look_max_diff,
-                                state_dir(cfg.storage) / f"static-objects-{cam.id}.json")
-        shelf = store.frames if store is not None else None
-        pipe = CameraPipeline(cam, frames, MotionGate(cam.motion, cam.zones), detector, cropper, reader.submit, stop,
-                              statics=statics, on_unread=dispatcher.unread,
-                              on_upload=shelf.keep if shelf is not None else None,
-                              live=live.offer if live else None)
-        upload_gates[cam.id] = pipe.answered
-        cameras.append(Camera(cam.id, name, frames, detector, pipe))
-        threads.append(threading.Thread(target=pipe.run, name=f"pipeline-{cam.id}", daemon=True))
-    return Parts(clock, rules, decider, outputs, dispatcher, reader, tuple(cameras), tuple(threads), store, live)
+    cameras: list[Camera] = []
+    shared = create_shared(cfg.detector, [c.id for c in cfg.cameras]) if cfg.cameras else None
+    if shared is not None:  # one model for every camera (~27 MB each), loaded before any camera opens
+        closers.append((DETECTOR, shared.close))  # after the cameras' views: closed last of them
+        for cam in cfg.cameras:
+            pipe = _build_camera(cfg, cam, shared, dispatcher, reader, stop, closers, source_factory, cameras,
+                                 store.frames if store is not None else None, live)
+            upload_gates[cam.id] = pipe.answered
+            threads.append(threading.Thread(target=pipe.run, name=f"pipeline-{cam.id}", daemon=True))
+    return Parts(clock, rules, decider, outputs, dispatcher, reader, tuple(cameras), tuple(threads), store, live,
+                 shared, times)
+
+
+def _build_camera(
+    cfg: Config, cam: CameraConfig, shared: SharedDetectors, dispatcher: Dispatcher, reader: ReadStage,
+    stop: threading.Event, closers: Closers, source_factory: SourceFactory | None, cameras: list[Camera],
+    shelf: FrameShelf | None, live: LiveFrames | None,
+) -> CameraPipeline:
+    name = camera_name(cam.id)
+    factory = functools.partial(source_factory, cam) if source_factory is not None else None
+    times = StageTimes()
+    frames = Capture(cam, stop, source_factory=factory, times=times)
+    closers.append((f"{name}/capture", frames.close))
+    detector = shared.camera(cam.id, cam.detector)
+    closers.append((f"{name}/detector", detector.close))
+    statics = StaticObjects(cam.upload.static_ttl_s, cam.upload.look_max_diff,
+                            state_dir(cfg.storage) / f"static-objects-{cam.id}.json")
+    pipe = CameraPipeline(cam, frames, TimedMotion(cam, times), TimedDetector(detector, times),
+                          TimedCropper(Cropper(cam.crop), times), reader.submit, stop,
+                          statics=statics, on_unread=dispatcher.unread,
+                          on_upload=shelf.keep if shelf is not None else None,
+                          live=live.offer if live else None)
+    cameras.append(Camera(cam.id, name, frames, detector, pipe, times))
+    return pipe
 
 
 def build_store(cfg: Config, clock: ClockSync, closers: Closers) -> EventStore | None:
@@ -231,7 +252,7 @@ def _operator_command(relay: Gate) -> Callable[[str], bool]:
 
 def _build_reader(
     cfg: Config, dispatcher: Dispatcher, stop: threading.Event, closers: Closers, timebase: Timebase,
-    clock: ClockSync, store: EventStore | None,
+    clock: ClockSync, store: EventStore | None, times: StageTimes,
 ) -> tuple[ReadStage, list[threading.Thread]]:
     """The reader stage and its thread; without a configured reader, detections answer themselves."""
     if cfg.reader.type == "none":
@@ -245,7 +266,7 @@ def _build_reader(
     answer: Callable[[PlateCrop, Sequence[PlateRead] | None], None] = dispatcher.answer
     if store is not None:
         answer = _paid_and_answered(dispatcher, store)
-    worker = ReadWorker(client, outbox, cfg.reader, answer, stop,
+    worker = ReadWorker(TimedReader(client, times), outbox, cfg.reader, answer, stop,
                         max_decision_age_s=cfg.decision.max_decision_age_s)
     closers.append((READER, lambda: worker.close(timeout_s=READER_CLOSE_S)))
     # daemon: an upload stuck in a slow server must not hold the process at exit

@@ -6,6 +6,7 @@ runtime is imported when a detector is built, never when this module is imported
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from dataclasses import dataclass
@@ -140,6 +141,13 @@ class TFLiteDetector:
         tensor, geom = self.preprocess(src, origin)
         raw = self._run(tensor)
         return self._finish(raw, geom)
+
+    def for_camera(self, cfg: DetectorConfig) -> TFLiteDetector:
+        """This loaded model with a camera's own settings (score, plate width, roi); not thread-safe
+        against this detector or its other views: ``SharedDetectors`` gives them turns."""
+        view = copy.copy(self)
+        view.cfg = cfg
+        return view
 
     def close(self) -> None:
         self._closed = True

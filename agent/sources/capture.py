@@ -21,6 +21,7 @@ import numpy as np
 from ..backoff import backoff_s
 from ..config import CameraConfig
 from ..errors import SourceError
+from ..stagetime import StageTimes
 from .opencv import EndOfStream, FrameSource, make_source
 from ..types import Frame, Image
 
@@ -77,8 +78,10 @@ class Capture:
         wall_clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
         tick_s: float = 0.2,
+        times: StageTimes | None = None,
     ) -> None:
         self.cfg = cfg
+        self.times = times or StageTimes()  # "decode": the capture thread's read (demux, decode, convert)
         self.camera_id = cfg.id
         self._stop = stop
         self._factory = source_factory if source_factory is not None else (lambda: make_source(cfg))
@@ -328,7 +331,8 @@ class Capture:
                     break
                 due = max(due + interval, self._clock() - 1.0)  # behind by > 1 s: do not burst
             started = self._busy(worker, "read")
-            image = source.read()
+            with self.times.measure("decode"):
+                image = source.read()
             now = self._busy(worker, "")
             if now - started > self.cfg.read_timeout_s:
                 # FFmpeg's own read timeout returns about when ours expires, often with a last
