@@ -207,3 +207,17 @@ def test_every_webhook_shows_on_status_under_its_name(tmp_path: Path) -> None:
         service.close()
         ok.close()
         refusing.close()
+
+
+def test_a_port_already_taken_is_an_os_error() -> None:
+    """The service logs an OSError and runs without its status server; anything else stops it."""
+    import socket
+    from http.server import BaseHTTPRequestHandler
+
+    from agent.boundedhttp import BoundedHTTPServer
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(OSError):
+            BoundedHTTPServer(taken.getsockname(), BaseHTTPRequestHandler)
