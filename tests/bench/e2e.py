@@ -236,8 +236,9 @@ def stop(proc: subprocess.Popen[str]) -> None:
 
 
 def run_agent(clip: Path, spec: SceneSpec, truths: list[VehicleTruth], *, cameras: int = 1,
-              latency_s: float = 0.0, judge: PlateJudge | None = None) -> dict[str, Any]:
-    """The agent with ``cameras`` cameras on the scene stream (all on the same stream)."""
+              latency_s: float = 0.0, judge: PlateJudge | None = None, pin: str = "") -> dict[str, Any]:
+    """The agent with ``cameras`` cameras on the scene stream (all on the same stream); ``pin``: the
+    CPUs it may use (``taskset -c``), e.g. "0"."""
     from tests.fixtures_mqtt import Broker
     from tests.sinks.lcus import LcusEmulator
 
@@ -261,6 +262,8 @@ def run_agent(clip: Path, spec: SceneSpec, truths: list[VehicleTruth], *, camera
             mqtt_port=broker.port if broker else 1883, state=work / "state")
         (work / "agent.toml").write_text(cfg)
         argv = [sys.executable, "-m", "tests.bench.agent_proc", str(work / "agent.toml")]
+        if pin:
+            argv = ["taskset", "-c", pin, *argv]
         proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=open(work / "agent.log", "w"),  # noqa: SIM115
                                 text=True)
         pump = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True)
@@ -299,7 +302,10 @@ def run_agent(clip: Path, spec: SceneSpec, truths: list[VehicleTruth], *, camera
     result = score_agent(truths, frames, rig.calls, events, relay_on, mqtt_got, cameras, joined)
     result.update({
         "cameras": cameras, "reader_latency_s": latency_s,
-        "cpu_pct": round(100 * (c1 - c0) / (t1 - t0), 1), "peak_rss_mb": round(rss, 1),
+        "cpu_pct": round(100 * (c1 - c0) / (t1 - t0), 1), "peak_rss_mb": round(rss, 1), "pin": pin,
+        "stages": {"cameras": {cid: c.get("stages") for cid, c in cams.items()}, "agent": stats.get("stages")},
+        "detector_wait": {cid: {k: c.get(k) for k in ("detector_calls", "detector_wait_ms_mean", "detector_wait_ms_max",
+                                                      "detector_ms_total")} for cid, c in cams.items()},
         "frames_sent": len(frames.sent), "frames_repeated": frames.repeats, "mqtt": broker is not None,
         "agent": {cid: {k: c.get(k) for k in ("frames", "dropped", "corrupt", "reconnects", "frames_skipped",
                                                "motion_frames", "detections", "uploads")}

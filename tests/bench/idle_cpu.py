@@ -27,7 +27,8 @@ from pathlib import Path
 from tests.fixtures_rtsp import RtspServer, rtsp_unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_COMMAND = str(ROOT / ".venv/bin/plate-agent") + " run -c {config}"
+# the agent as ``plate-agent run`` runs it, plus its stage times on stdout when it stops
+DEFAULT_COMMAND = "{python} -m tests.bench.agent_proc {config}"
 TICK = os.sysconf("SC_CLK_TCK")
 
 BARE_LOOP = """
@@ -74,6 +75,33 @@ source = "{url}"
 [status]
 enabled = false
 """
+
+
+NOISE_ALPHA = 0.05  # snow blended into the still pattern: frame-to-frame noise σ ~3 after encoding
+
+
+def camera_clip(seconds: float, width: int, height: int, fps: int, gop_s: float = 1.0) -> Path:
+    """A still scene with sensor noise as a parked camera sends it (H.264, 4 Mb/s, a keyframe every
+    ``gop_s``), encoded once and cached; served as recorded, so the server does not encode."""
+    from tests.bench.clip import BITRATE_KBPS, CACHE
+
+    frames = int(seconds * fps)
+    path = CACHE / f"camera-{width}x{height}-{fps}-{frames}-gop{gop_s:g}-{NOISE_ALPHA}.mp4"
+    if path.exists():
+        return path
+    CACHE.mkdir(parents=True, exist_ok=True)
+    caps = f"video/x-raw,width={width},height={height},framerate={fps}/1"
+    part = path.with_suffix(".part.mp4")
+    pipeline = (
+        f"compositor name=m sink_1::alpha={NOISE_ALPHA} ! {caps} ! videoconvert "
+        f"! x264enc speed-preset=veryfast bframes=0 key-int-max={round(gop_s * fps)} bitrate={BITRATE_KBPS} "
+        f"! h264parse ! mp4mux ! filesink location={part} "
+        f"videotestsrc num-buffers={frames} pattern=smpte75 ! {caps} ! m. "
+        f"videotestsrc num-buffers={frames} pattern=snow ! {caps} ! m."
+    )
+    subprocess.run(["gst-launch-1.0", "-q", *pipeline.split()], check=True, timeout=600)
+    part.rename(path)
+    return path
 
 
 def tree_cpu_s(pid: int) -> float:
@@ -158,9 +186,12 @@ def measure_together(runs: dict[str, list[str]], warmup_s: float, seconds: float
     results: dict[str, dict[str, object]] = {}
     for name in procs:
         cpu_s = c1[name] - c0[name]
+        out = outs[name] or ""
+        stats = [json.loads(ln[6:]) for ln in out.splitlines() if ln.startswith("STATS ")]
         results[name] = {"cpu_s": round(cpu_s, 3), "wall_s": round(t1 - t0, 3),
                          "cpu_pct": round(100.0 * cpu_s / (t1 - t0), 1), "ran_through": alive[name],
-                         "output": (outs[name] or "").strip()[-300:]}
+                         "output": "\n".join(ln for ln in out.splitlines() if not ln.startswith("STATS "))[-300:],
+                         "stats": stats[-1] if stats else None}
         print(f"[{name}] {results[name]}", file=sys.stderr, flush=True)
     return results
 
@@ -172,8 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--width", type=int, default=1280)
     ap.add_argument("--height", type=int, default=720)
     ap.add_argument("--fps", type=int, default=15)
-    ap.add_argument("--pattern", default="smpte75",
-                    help="videotestsrc pattern; smpte75 is still (smpte has a noise patch)")
+    ap.add_argument("--pattern", default="camera",
+                    help="camera: a still pattern with sensor noise (the default); or a videotestsrc pattern: "
+                         "smpte75 is still and clean")
+    ap.add_argument("--gop-s", type=float, default=1.0, help="camera: seconds between keyframes")
     ap.add_argument("--command", default=DEFAULT_COMMAND, help='"capture", or a command line with {config}/{url}')
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     ap.add_argument("--together", action="store_true", help="run both at once over the same window")
@@ -182,12 +215,14 @@ def main(argv: list[str] | None = None) -> int:
     why = rtsp_unavailable()
     if why:
         raise SystemExit(f"RTSP test server unavailable: {why}")
-    server = RtspServer(args.width, args.height, args.fps, args.pattern).start()
+    total = args.warmup + args.seconds + 5
+    clip = camera_clip(total + 5, args.width, args.height, args.fps, args.gop_s) if args.pattern == "camera" else None
+    server = RtspServer(args.width, args.height, args.fps, args.pattern,
+                        file=str(clip) if clip else None).start()
     tmp = tempfile.TemporaryDirectory(prefix="idle-cpu-")
     try:
         config = Path(tmp.name) / "agent.toml"
         config.write_text(CONFIG.format(url=server.url))
-        total = args.warmup + args.seconds + 5
         python = sys.executable
         bare = [python, "-c", BARE_LOOP, server.url, str(total)]
         if args.command == "capture":
@@ -204,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         server.close()
         tmp.cleanup()
     ratio = b["cpu_s"] / a["cpu_s"] if a["cpu_s"] else float("inf")  # type: ignore[operator]
-    stream = f"{args.width}x{args.height}@{args.fps} {args.pattern}"
+    stream = f"{args.width}x{args.height}@{args.fps} {args.pattern}" + (f", GOP {args.gop_s:g} s" if clip else "")
     print(f"stream            {stream}, window {args.seconds:g} s, {os.cpu_count()} CPUs")
     print(f"bare read loop    {a['cpu_pct']:6.1f} % of one core")
     print(f"command           {b['cpu_pct']:6.1f} % of one core   ({args.command})")
