@@ -221,7 +221,7 @@ def table(doc: dict[str, Any]) -> str:
     rows: list[tuple[str, str, str, str, str]] = []
     idle = doc.get("idle")
     if idle:
-        rows.append((f"idle CPU: agent ÷ bare OpenCV read loop ({idle['stream']})",
+        rows.append((f"idle CPU: agent ÷ bare OpenCV read loop ({idle.get('stream', '720p15')})",
                      f"{idle['ratio']:.2f}x ({idle['command']['cpu_pct']}% vs {idle['bare']['cpu_pct']}%)",
                      "", "≤ 0.5", _ok(idle["ratio"] <= 0.5)))
     det = doc.get("detector")

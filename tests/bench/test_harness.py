@@ -8,6 +8,7 @@ from pathlib import Path
 from agent.events import iso
 from agent.tools.scene import SceneSpec, VehicleTruth, plate_texts, render
 from tests.bench.clip import FrameLog
+from tests.bench.costs import cost_table, stage_costs
 from tests.bench.e2e import Call, score_agent, score_naive, vehicle_at
 from tests.bench.run import bench_scene, table
 
@@ -122,3 +123,15 @@ def test_agent_score_counts_calls_the_simulator_read_no_plate_in(tmp_path: Path)
     calls = [Call("cam1", 0.0, 20, 0, []), Call("cam1", 0.0, 30, 0, ["AB12CDE"]), Call("cam1", 0.0, 95, None, [])]
     result = score_agent(truths, frames, calls, [], relay_on=[], mqtt_got=[], cameras=1)
     assert (result["calls"], result["empty_calls"], result["gap_calls"]) == (3, 1, 1)
+
+
+def test_cost_table_per_stage_and_the_rest_of_the_process():
+    cams = {c: {"decode": {"calls": 150, "ms": 1500.0, "cpu_ms": 300.0},
+                "motion": {"calls": 100, "ms": 100.0, "cpu_ms": 80.0}, "since_s": 10.0} for c in ("a", "b")}
+    agent = {"read": {"calls": 2, "ms": 40.0, "cpu_ms": 10.0}, "since_s": 10.0}
+    costs = stage_costs(cams, agent, process_pct=20.0)
+    assert costs["decode"] == {"per_s": 15.0, "cpu_ms": 2.0, "wall_ms": 10.0, "pct": 3.0}  # the mean camera
+    assert costs["motion"]["pct"] == 0.8 and costs["read"]["pct"] == 0.1
+    assert costs["rest"]["pct"] == round(20.0 - 2 * (3.0 + 0.8) - 0.1, 2)
+    out = cost_table(None, costs)
+    assert "| motion gate | – | 0.80 ms × 10/s = 0.8% |" in out
