@@ -146,7 +146,7 @@ class CameraPipeline:
             self.counters["crops"] += cropped is not None
             items.append((cropped, self._sighting(frame, det.box, moved.regions)))
         sent = []
-        for tagged in self.tracks.offer_frame(items):
+        for tagged in self.tracks.offer_frame(items, now, moved.regions):
             if self.submit(tagged):
                 self.counters["uploads"] += 1
                 sent.append(tagged)

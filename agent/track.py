@@ -34,6 +34,12 @@ DIRECTION_MIN_RATE = 0.15  # |d ln(width)/dt| per second; detector jitter on a s
 DIRECTION_MIN_CHANGE = 0.08  # and the fitted change over the window: 8% of the width
 SAME_VIEW_IOU = 0.6  # an answered crop's box this close, with the same look: the same view
 MATCH_REACH = 1.5  # plate widths a plate may move between two sightings of one pass
+MATCH_SPEED = 6.0  # ... or this many widths a second between two detector frames (a loaded machine)
+MATCH_REACH_MAX = 3.0  # but never further: another car arriving where one has gone is another pass
+PREDICT_MAX_S = 0.5  # a moving plate is looked for where its speed takes it, this far ahead at most
+MOVE_CONFIRM = 3  # sightings away from where it stood still before a settled plate counts as moved
+LOOK_STEP_MAX_S = 0.5  # unseen time one detector frame can add (a stall is not a car leaving)
+STALE_S = 60.0  # a pass unseen this long ends even if nothing moved where it was last seen
 MATCH_MAX_SCALE = 2.0  # width ratio beyond which two boxes are not the same plate
 UNREAD_MIN_SIGHTINGS = 3  # fewer readable sightings: a glimpse or a false detection, not a vehicle
 CLOSING_MAX_S = 60.0  # a pass that ended with a read in flight waits this long for the answer
@@ -76,6 +82,10 @@ class Track:
     inherited: bool = False  # ``static`` was known before this pass (its read state is the object's)
     last_crop: PlateCrop | None = None
     readable: int = 0  # sightings large enough to read
+    away: int = 0  # sightings in a row away from a settled anchor, not yet taken as moving
+    unseen_s: float = 0.0  # detector time with motion at its place and no sighting of it
+    cut: bool = False  # its last sighting touched the frame edge: it may have left the view
+    velocity: tuple[float, float] = (0.0, 0.0)  # of its box centre, pixels a second
 
 
 def direction_of(samples: Sequence[tuple[float, int]], now: float) -> str:
@@ -97,21 +107,28 @@ def direction_of(samples: Sequence[tuple[float, int]], now: float) -> str:
     return UNKNOWN
 
 
-def _shifted(anchor: Box, box: Box, tolerance: float) -> bool:
-    """The box left its anchor: centre moved or width changed by more than ``tolerance`` widths."""
+def _shifted(anchor: Box, box: Box, tolerance: float, grow: bool = True) -> bool:
+    """The box left its anchor: its centre moved (or, with ``grow``, its width changed) by more
+    than ``tolerance`` widths."""
     w = max(1, anchor.width)
     (ax, ay), (bx, by) = anchor.centre, box.centre
-    return math.hypot(bx - ax, by - ay) > tolerance * w or abs(box.width - anchor.width) > tolerance * w
+    return math.hypot(bx - ax, by - ay) > tolerance * w or (grow and abs(box.width - anchor.width) > tolerance * w)
 
 
-def _distance(a: Box, b: Box) -> float | None:
-    """Centre distance in plate widths, or None when ``b`` cannot be the same plate as ``a``."""
+def _distance(t: Track, s: Sighting, dt: float) -> float | None:
+    """Distance in plate widths from where track ``t`` is expected to be, or None when sighting
+    ``s`` cannot be the same plate (``dt``: seconds since the detector's previous frame; a loaded
+    machine looks less often, so a plate may have gone further, up to ``MATCH_REACH_MAX``)."""
+    a, b = t.box, s.box
     wa, wb = max(1, a.width), max(1, b.width)
     if max(wa, wb) > MATCH_MAX_SCALE * min(wa, wb):
         return None
+    ahead = min(PREDICT_MAX_S, max(0.0, s.at - t.last_seen))
     (ax, ay), (bx, by) = a.centre, b.centre
+    ax, ay = ax + t.velocity[0] * ahead, ay + t.velocity[1] * ahead
     d = math.hypot(ax - bx, ay - by) / max(wa, wb)
-    return d if d <= MATCH_REACH or a.iou(b) > 0.05 else None
+    reach = max(MATCH_REACH, min(MATCH_REACH_MAX, MATCH_SPEED * dt))
+    return d if d <= reach or a.iou(b) > 0.05 else None
 
 
 class PlateTracks:
@@ -126,17 +143,33 @@ class PlateTracks:
         self._ids = itertools.count(1)
         self._in_flight: dict[tuple[int, int], tuple[Track, Look]] = {}  # (track id, frame seq) -> track, look sent
         self._closing: list[tuple[float, Track]] = []  # ended with a read in flight
+        self._last_look: float | None = None  # the previous frame the detector ran on
 
     # ------------------------------------------------------------ sightings
 
-    def offer_frame(self, items: Sequence[tuple[PlateCrop | None, Sighting]]) -> list[PlateCrop]:
-        """All detections of one frame (crop None: too small to read, tracked only); returns the
-        crops to upload, each tagged with its pass and direction."""
+    def offer_frame(self, items: Sequence[tuple[PlateCrop | None, Sighting]], now: float | None = None,
+                    regions: Sequence[Box] | None = None) -> list[PlateCrop]:
+        """All detections of one frame the detector ran on (crop None: not croppable, tracked only),
+        and its motion ``regions`` (None: everywhere); returns the crops to upload, each tagged
+        with its pass and direction."""
+        now = max((s.at for _, s in items), default=self._last_look or 0.0) if now is None else now
         out = []
-        for (crop, s), track in zip(items, self._assign([s for _, s in items]), strict=True):
+        tracks = self._assign([s for _, s in items])
+        for (crop, s), track in zip(items, tracks, strict=True):
             sent = self._offer(track, crop, s)
             if sent is not None:
                 out.append(sent)
+        # a plate leaves only by moving: a pass ages only while there is motion where it was last
+        # seen and the detector does not find it (a car standing at the barrier while nothing
+        # else moves stays its pass however long it waits)
+        step = min(LOOK_STEP_MAX_S, max(0.0, now - self._last_look)) if self._last_look is not None else 0.0
+        self._last_look = now
+        seen = {id(t) for t in tracks}
+        for t in self.tracks:
+            if id(t) in seen:
+                t.unseen_s = 0.0
+            elif regions is None or any(r.intersects(t.box) for r in regions):
+                t.unseen_s += step
         return out
 
     def offer(self, crop: PlateCrop | None, s: Sighting) -> PlateCrop | None:
@@ -149,7 +182,8 @@ class PlateTracks:
         pairs = []
         for i, s in enumerate(sightings):
             for t in self.tracks:
-                d = _distance(t.box, s.box)
+                dt = s.at - self._last_look if self._last_look is not None else 0.0
+                d = _distance(t, s, dt)
                 if d is not None:
                     pairs.append((d, -t.last_seen, i, t.id))
         by_id = {t.id: t for t in self.tracks}
@@ -187,7 +221,11 @@ class PlateTracks:
 
     def _observe(self, track: Track, s: Sighting, readable: bool) -> None:
         cfg, now = self.cfg, s.at
-        track.box, track.last_seen = s.box, now
+        if now > track.last_seen:
+            (px, py), (cx, cy), dt = track.box.centre, s.box.centre, now - track.last_seen
+            vx, vy = track.velocity
+            track.velocity = ((vx + (cx - px) / dt) / 2, (vy + (cy - py) / dt) / 2)
+        track.box, track.last_seen, track.cut = s.box, now, not s.whole
         if readable:
             track.readable += 1
             track.first_crop_at = now if track.first_crop_at is None else track.first_crop_at
@@ -195,14 +233,24 @@ class PlateTracks:
             track.widths.append((now, s.box.width))
             d = direction_of(track.widths, now)
             track.direction = d if d != UNKNOWN else track.direction
-        if _shifted(track.anchor, s.box, cfg.still_tolerance):
-            track.anchor, track.anchor_since, track.moved = s.box, now, True
+        settled = now - track.anchor_since >= cfg.static_after_s
+        # it stood still for long: a box that grows, or moves for a frame or two, is a car passing
+        # in front of it or the detector's jitter, not the sign or the parked car driving off
+        shifted = _shifted(track.anchor, s.box, cfg.still_tolerance, grow=not settled)
+        if shifted and settled:
+            track.away += 1
+            shifted = track.away >= MOVE_CONFIRM
+        else:
+            track.away = 0
+        if shifted:
+            track.anchor, track.anchor_since, track.moved, track.away = s.box, now, True, 0
             if track.static is not None:  # it moves: a vehicle again
                 if track.inherited and track.static.state != "unread":
                     track.done = True  # read before, at its place: that read was its one
                 self.statics.remove(track.static, now)
                 track.static, track.inherited = None, False
-        elif track.static is None and now - track.anchor_since >= cfg.static_after_s and not track.in_flight:
+        elif track.static is None and not track.away and now - track.anchor_since >= cfg.static_after_s \
+                and not track.in_flight:
             if not track.moved or track.done:  # an unread vehicle waiting at the barrier is still a pass
                 state = "read" if track.text else "not_a_plate" if track.uploads else "unread"
                 track.static = self.statics.add(s.box, s.look, state, now)
@@ -264,9 +312,13 @@ class PlateTracks:
                 track.static = self.statics.add(crop.detection.box, look, "not_a_plate", track.last_seen)
 
     def expire(self, now: float) -> list[PassEnd]:
-        """End passes not seen for ``pass_gap_s``; returns the vehicle passes that ended unread."""
+        """End passes unseen for ``pass_gap_s`` of detector time with motion at their place, or for
+        ``pass_gap_s`` when last seen at the frame edge (gone out of view), or ``STALE_S`` in all;
+        returns the vehicle passes that ended unread."""
         self.statics.load(now)  # on the owning thread, before the first sighting
-        gone = [t for t in self.tracks if now - t.last_seen > self.cfg.pass_gap_s]
+        gap = self.cfg.pass_gap_s
+        gone = [t for t in self.tracks
+                if t.unseen_s > gap or (t.cut and now - t.last_seen > gap) or now - t.last_seen > STALE_S]
         if gone:
             self.tracks = [t for t in self.tracks if t not in gone]
             self._closing += [(now, t) for t in gone]

@@ -241,7 +241,7 @@ class SceneDetector:
         self.boxes: list[Box] = []
 
     def detect(self, image, roi=None):
-        return [Detection(b, 0.6) for b in self.boxes]
+        return [Detection(b, 0.6) for b in self.boxes if b.width >= 40]  # min_plate_width_px, as the detector
 
 
 @pytest.mark.parametrize("motion", [True, False])
