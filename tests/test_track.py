@@ -400,6 +400,26 @@ def test_a_plate_last_seen_at_the_frame_edge_has_left_after_the_gap():
     assert tracks.tracks == []
 
 
+def test_a_fast_plate_is_looked_for_where_its_speed_takes_it():
+    tracks = gate()
+    xs = [10, 70, 130, 220, 310, 400, 490]  # 1.2 plate widths a frame, then 1.8: beyond the plain reach
+    for i, x in enumerate(xs):
+        c = tracks.offer(*see(Box(x, 200, x + 50, 215), 0.1 * i))
+        if c is not None:
+            tracks.answered(c, CONFIDENT)
+    assert len(tracks.tracks) == 1
+
+
+def test_a_still_sign_whose_box_grows_while_a_car_passes_in_front_stays_static():
+    tracks = gate(static_after_s=1.0)
+    for t in np.arange(0.0, 1.5, 0.1):
+        tracks.offer(*see(SIGN, float(t), "PRIVATE", moving=False))
+    wider = Box(SIGN.x1, SIGN.y1, SIGN.x2 + 40, SIGN.y2 + 6)  # merged with the car passing in front
+    for i in range(5):
+        assert tracks.offer(*see(wider, 1.5 + 0.1 * i, "PRIVATE")) is None
+    assert len(tracks.statics) == 1 and tracks.counters["held_static"] >= 5
+
+
 def test_a_stalled_pipeline_does_not_end_a_pass():
     tracks = gate(pass_gap_s=2.0)
     approach(tracks, answer=CONFIDENT)
