@@ -15,6 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .. import redact
 from ..config import CameraConfig, Config, secret
 from ..errors import AgentError
 from .scene import draw_car
@@ -115,9 +116,10 @@ def check_reader(cfg: Config, environ: Mapping[str, str], paid_read: bool) -> di
         reader = READERS[rc.type](rc, environ=environ)
     except AgentError as err:
         raise Verdict(str(err), "sudo plate-agent install (asks for the token), or PLATE_RECOGNIZER_TOKEN") from err
+    shown = redact.url(reader.url)
     try:
         usage = reader.usage()
-        out: dict[str, Any] = {"url": reader.url}
+        out: dict[str, Any] = {"url": shown}
         if usage is not None:
             out.update(used=usage.calls, limit=usage.limit, version=usage.version or None)
         if rc.type == "cloud":
@@ -129,7 +131,7 @@ def check_reader(cfg: Config, environ: Mapping[str, str], paid_read: bool) -> di
             if left is not None and left <= 0:
                 raise Verdict(out["detail"], "the plan's lookups are used up: wait for the reset or upgrade")
         else:
-            out["detail"] = f"SDK {usage.version if usage and usage.version else '?'} answers at {reader.url}; " \
+            out["detail"] = f"SDK {usage.version if usage and usage.version else '?'} answers at {shown}; " \
                             f"{usage.calls if usage else '?'} lookups used"
         if paid_read:
             img, _ = test_image()
@@ -146,10 +148,10 @@ def check_reader(cfg: Config, environ: Mapping[str, str], paid_read: bool) -> di
         raise Verdict(f"token refused: {err}", "a valid token (app.platerecognizer.com), stored with "
                       "sudo plate-agent install; or the plan has no lookups left") from err
     except (ConnectionFailed, Timeout) as err:
-        raise Verdict(f"no answer: {err}", f"network, DNS and reader.url ({reader.url}); for the SDK, "
+        raise Verdict(f"no answer: {err}", f"network, DNS and reader.url ({shown}); for the SDK, "
                       "is its container running?") from err
     except AgentError as err:
-        raise Verdict(str(err), f"reader.url ({reader.url}) must be the plate-reader endpoint") from err
+        raise Verdict(str(err), f"reader.url ({shown}) must be the plate-reader endpoint") from err
     finally:
         reader.close()
 
