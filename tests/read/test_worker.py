@@ -323,7 +323,8 @@ def test_usage_polled_and_quota_warning(
     h = harness(usage_poll_s=0.2).start()
     assert wait_for(lambda: h.worker.stats()["usage"] is not None)
     assert h.worker.stats()["usage"]["calls"] == 9 and h.worker.stats()["usage"]["limit"] == 10
-    assert any("90% of the lookup quota" in r.getMessage() for r in caplog.records)
+    # the warning follows the stats on the reader's thread: wait for it
+    assert wait_for(lambda: any("90% of the lookup quota" in r.getMessage() for r in caplog.records))
     assert wait_for(lambda: sum(r.path == "/v1/statistics/" for r in pr_server.requests) >= 2, 2.0)
 
 
