@@ -58,7 +58,7 @@ class Console:
         self._add_routes()
 
     def _add_routes(self) -> None:
-        r, add = self.router, self._add
+        add = self._add
         add("GET", "/api/session", self.session, public=True)
         add("POST", "/api/login", self.login, public=True)
         add("POST", "/api/logout", self.logout)
@@ -78,7 +78,6 @@ class Console:
         add("GET", "/static/{name}", self.static, public=True)
         add("GET", "/", self.home, public=True)
         add("GET", "/console/{page}", self.page, public=True)
-        assert r is self.router
 
     def _add(self, method: str, pattern: str, handler: Callable[[Request], Response], public: bool = False) -> None:
         self.router.add(method, pattern, handler)
