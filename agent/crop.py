@@ -7,6 +7,8 @@ it, which gives the cloud reader context (vehicle type, make, its own plate dete
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 
 import cv2
@@ -95,9 +97,7 @@ class Cropper:
         plate = box.clamp(frame_w, frame_h)
         if region.area <= 0 or plate.area <= 0:
             return None
-        image = region.pixels(frame.image)
         sharp = sharpness(plate.pixels(frame.image))
-        jpeg = encode_jpeg(np.ascontiguousarray(image), self.cfg.jpeg_quality, self.cfg.max_bytes)
         return PlateCrop(
             camera_id=frame.camera_id,
             frame_seq=frame.seq,
@@ -105,7 +105,16 @@ class Cropper:
             mono_time=frame.mono_time,
             detection=detection,
             region=region,
-            jpeg=jpeg,
+            jpeg=b"",
             sharpness=sharp,
             quality=quality_score(plate.width, sharp, detection.score),
+            pixels=region.pixels(frame.image).copy(),  # not a view: a held crop must not keep its frame
         )
+
+    def encode(self, crop: PlateCrop) -> PlateCrop:
+        """The crop with its JPEG, made only once the upload gate sends it: most detections are
+        never sent, and encoding is the costly part of a crop on a Pi."""
+        if crop.jpeg or crop.pixels is None:
+            return crop
+        jpeg = encode_jpeg(np.ascontiguousarray(crop.pixels), self.cfg.jpeg_quality, self.cfg.max_bytes)
+        return dataclasses.replace(crop, jpeg=jpeg, pixels=None)

@@ -40,6 +40,8 @@ class FrameSlot(Protocol):
 class Cropper(Protocol):
     def crop(self, frame: Frame, detection: Detection) -> PlateCrop | None: ...
 
+    def encode(self, crop: PlateCrop) -> PlateCrop: ...
+
 
 class Decider(Protocol):
     def observe(self, read: PlateRead) -> list[Decision]: ...
@@ -147,6 +149,7 @@ class CameraPipeline:
             items.append((cropped, self._sighting(frame, det.box, moved.regions)))
         sent = []
         for tagged in self.tracks.offer_frame(items, now, moved.regions):
+            tagged = self.cropper.encode(tagged)  # the JPEG only for what is sent
             if self.submit(tagged):
                 self.counters["uploads"] += 1
                 sent.append(tagged)

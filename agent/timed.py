@@ -49,6 +49,10 @@ class TimedCropper:
         with self._times.measure("crop"):
             return self._cropper.crop(frame, detection)
 
+    def encode(self, crop: PlateCrop) -> PlateCrop:
+        with self._times.measure("crop"):
+            return self._cropper.encode(crop)
+
 
 class TimedReader:
     def __init__(self, reader: PlateReader, times: StageTimes) -> None:

@@ -131,12 +131,13 @@ class PlateCrop:
     mono_time: float
     detection: Detection
     region: Box  # the part of the frame the JPEG holds (plate or vehicle area)
-    jpeg: bytes
+    jpeg: bytes  # empty until the upload gate sends the crop (Cropper.encode)
     sharpness: float
     quality: float  # ranking score: higher is a better frame of the same pass
     track_id: int = 0  # the camera's vehicle pass this crop belongs to (0 = unknown)
     direction: str = "unknown"  # the pass's direction when uploaded: approaching | leaving | unknown
     late: bool = False  # of unknown age (parked in another boot): published, never actuates
+    pixels: Image | None = field(default=None, compare=False, repr=False)  # the region, until encoded
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,8 +60,11 @@ def test_quality_prefers_larger_sharper_more_confident() -> None:
 def test_cropper_builds_a_decodable_jpeg_of_the_region() -> None:
     img = plate_frame()
     det = Detection(Box(280, 300, 380, 330), 0.8)
-    crop = Cropper(CropConfig(mode="plate", pad_fraction=0.25)).crop(frame(img), det)
-    assert crop is not None
+    cropper = Cropper(CropConfig(mode="plate", pad_fraction=0.25))
+    measured = cropper.crop(frame(img), det)
+    assert measured is not None and measured.jpeg == b""  # nothing encoded until the gate sends it
+    crop = cropper.encode(measured)
+    assert crop.pixels is None and cropper.encode(crop) is crop  # encoded once
     assert (crop.camera_id, crop.frame_seq, crop.wall_time, crop.mono_time) == ("gate", 7, 1_700_000_000.0, 123.0)
     assert crop.detection is det
     decoded = cv2.imdecode(np.frombuffer(crop.jpeg, np.uint8), cv2.IMREAD_COLOR)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import cv2
@@ -37,7 +38,10 @@ class FakeCropper:
 
     def crop(self, frame, det):
         return PlateCrop(frame.camera_id, frame.seq, frame.wall_time, frame.mono_time, det, det.box,
-                         b"\xff\xd8jpeg", 500.0, self.quality)  # a sharp plate
+                         b"", 500.0, self.quality)  # a sharp plate
+
+    def encode(self, crop):
+        return dataclasses.replace(crop, jpeg=b"\xff\xd8jpeg")
 
 
 def camera(**over):
@@ -278,3 +282,25 @@ def test_the_gate_pays_once_per_car_and_never_again_for_the_sign(motion):
     assert [o["state"] for o in doc["static_objects"]] == ["not_a_plate" if on_sign else "unread"]
     assert doc["static_objects"][0]["box"] == SIGN.as_dict() and doc["held"]["static"] > 50
     assert doc["uploads"] == len(sent) and doc["unread_passes"] == 0
+    assert sent and all(c.jpeg.startswith(b"\xff\xd8") for c in sent)  # what is sent is encoded
+
+
+def test_only_the_crops_the_gate_sends_are_encoded_to_jpeg():
+    from agent.crop import Cropper
+
+    class CountingCropper(Cropper):
+        encoded = 0
+
+        def encode(self, crop):
+            CountingCropper.encoded += 1
+            return super().encode(crop)
+
+    cam = camera(motion={"enabled": False}, detector={"roi": False})
+    det, sent = SceneDetector(), []
+    pipe = CameraPipeline(cam, None, MotionGate(cam.motion, cam.zones), det, CountingCropper(cam.crop),
+                          lambda c: sent.append(c) or True, threading.Event())
+    for frame, boxes in gate_scene():
+        det.boxes = boxes
+        pipe.step(frame)
+    assert pipe.stats()["crops"] > 3 * len(sent) > 0  # the gate held most detections back...
+    assert CountingCropper.encoded == len(sent)  # ...and none of those was encoded

@@ -52,6 +52,7 @@ def probe_image(
 def _probe_detection(frame: Frame, det: Detection, cropper: Cropper, read: ReadFn | None) -> dict[str, Any]:
     out: dict[str, Any] = {"box": det.box.as_dict(), "score": round(det.score, 4), "label": det.label}
     crop = cropper.crop(frame, det)
+    crop = cropper.encode(crop) if crop is not None else None
     if crop is None:
         out["crop"] = None
         return out
