@@ -6,7 +6,11 @@ gate (README "Which crops are paid for"):
   where there is motion now, is read at most once, and once it stands still for ``static_after_s``
   (or the reader found nothing there) it is a static object, never paid for until it moves;
 - whole plates only: a box touching the frame edge (or an include zone's border) waits for a whole
-  one, for ``whole_wait_s`` at most, and is then read once anyway; the same for a blurred plate;
+  one, for ``whole_wait_s`` at most, and is then read once anyway; the same for a blurred plate and,
+  while another vehicle nearer the camera is in view, for a box not yet steady (seen once, or
+  changing shape: a plate coming out from behind that vehicle is revealed side first);
+- a static object stays at its place while what is seen there does not look like it (a car passing
+  in front of it, merged with it): it is not dragged along after the passing car;
 - no waiting for a better crop: the first whole, sharp crop goes at once, and an empty or unsure
   answer frees the next one at once, unless it shows the same view again;
 - direction: each pass knows whether its plate approaches (grows) or leaves (shrinks); with
@@ -43,6 +47,8 @@ STALE_S = 60.0  # a pass unseen this long ends even if nothing moved where it wa
 MATCH_MAX_SCALE = 2.0  # width ratio beyond which two boxes are not the same plate
 UNREAD_MIN_SIGHTINGS = 3  # fewer readable sightings: a glimpse or a false detection, not a vehicle
 CLOSING_MAX_S = 60.0  # a pass that ended with a read in flight waits this long for the answer
+SHAPE_MAX_CHANGE = 1.25  # width/height ratio between two whole sightings of a steady plate (a plate
+# scales as it comes closer, keeping its shape; one pixel of jitter on a 12 px high box is 8%)
 
 # answers fed back to the gate
 CONFIDENT, UNSURE, EMPTY, FAILED = "confident", "unsure", "empty", "failed"
@@ -85,7 +91,10 @@ class Track:
     away: int = 0  # sightings in a row away from a settled anchor, not yet taken as moving
     unseen_s: float = 0.0  # detector time with motion at its place and no sighting of it
     cut: bool = False  # its last sighting touched the frame edge: it may have left the view
+    sightings: int = 0  # before the current one
     velocity: tuple[float, float] = (0.0, 0.0)  # of its box centre, pixels a second
+    shape: float = 0.0  # width/height of its last whole sighting (0: none yet)
+    steady: bool = False  # its box keeps its shape (see ``_observe``)
 
 
 def direction_of(samples: Sequence[tuple[float, int]], now: float) -> str:
@@ -115,11 +124,23 @@ def _shifted(anchor: Box, box: Box, tolerance: float, grow: bool = True) -> bool
     return math.hypot(bx - ax, by - ay) > tolerance * w or (grow and abs(box.width - anchor.width) > tolerance * w)
 
 
-def _distance(t: Track, s: Sighting, dt: float) -> float | None:
+def _rooted(t: Track, now: float, cfg: UploadConfig) -> bool:
+    """A static object that never moved: known from before, or still for ``static_after_s``."""
+    return t.static is not None and not t.moved and (t.inherited or now - t.anchor_since >= cfg.static_after_s)
+
+
+def _distance(t: Track, s: Sighting, dt: float, cfg: UploadConfig) -> float | None:
     """Distance in plate widths from where track ``t`` is expected to be, or None when sighting
     ``s`` cannot be the same plate (``dt``: seconds since the detector's previous frame; a loaded
-    machine looks less often, so a plate may have gone further, up to ``MATCH_REACH_MAX``)."""
+    machine looks less often, and a plate the detector missed for a few frames was not looked at,
+    so a plate may have gone further, up to ``MATCH_REACH_MAX``).
+    A static object that never moved (a sign, a parked car) is, away from its place, only what
+    looks like it: a parked car starts slowly, its plate still sharp; a plate that does not look
+    like it is another vehicle's."""
     a, b = t.box, s.box
+    if _rooted(t, s.at, cfg) and t.static is not None and not t.static.box.intersects(b) \
+            and not _looks_like(t.static, s, cfg.look_max_diff):
+        return None
     wa, wb = max(1, a.width), max(1, b.width)
     if max(wa, wb) > MATCH_MAX_SCALE * min(wa, wb):
         return None
@@ -127,8 +148,12 @@ def _distance(t: Track, s: Sighting, dt: float) -> float | None:
     (ax, ay), (bx, by) = a.centre, b.centre
     ax, ay = ax + t.velocity[0] * ahead, ay + t.velocity[1] * ahead
     d = math.hypot(ax - bx, ay - by) / max(wa, wb)
-    reach = max(MATCH_REACH, min(MATCH_REACH_MAX, MATCH_SPEED * dt))
+    reach = max(MATCH_REACH, min(MATCH_REACH_MAX, MATCH_SPEED * max(dt, s.at - t.last_seen)))
     return d if d <= reach or a.iou(b) > 0.05 else None
+
+
+def _looks_like(obj: StaticObject, s: Sighting, max_look_diff: float) -> bool:
+    return look_diff(obj.look, s.look) <= max_look_diff
 
 
 class PlateTracks:
@@ -183,7 +208,7 @@ class PlateTracks:
         for i, s in enumerate(sightings):
             for t in self.tracks:
                 dt = s.at - self._last_look if self._last_look is not None else 0.0
-                d = _distance(t, s, dt)
+                d = _distance(t, s, dt, self.cfg)
                 if d is not None:
                     pairs.append((d, -t.last_seen, i, t.id))
         by_id = {t.id: t for t in self.tracks}
@@ -221,15 +246,27 @@ class PlateTracks:
 
     def _observe(self, track: Track, s: Sighting, readable: bool) -> None:
         cfg, now = self.cfg, s.at
-        if now > track.last_seen:
+        # a static object that never moved stays at its place while what is seen there does not
+        # look like it (a car passing in front, merged with it): it is looked for at its place
+        follow = not _rooted(track, now, cfg) or track.static is None \
+            or _looks_like(track.static, s, cfg.look_max_diff)
+        if now > track.last_seen and follow:
             (px, py), (cx, cy), dt = track.box.centre, s.box.centre, now - track.last_seen
             vx, vy = track.velocity
             track.velocity = ((vx + (cx - px) / dt) / 2, (vy + (cy - py) / dt) / 2)
-        track.box, track.last_seen, track.cut = s.box, now, not s.whole
+        track.box = s.box if follow else track.anchor
+        track.last_seen, track.cut = now, not s.whole
         if readable:
             track.readable += 1
             track.first_crop_at = now if track.first_crop_at is None else track.first_crop_at
         if s.whole:  # a cut box's width says nothing about distance
+            shape = s.box.width / max(1, s.box.height)
+            if track.shape:  # the same shape as its last whole sighting: not being revealed or hidden
+                track.steady = max(shape, track.shape) <= SHAPE_MAX_CHANGE * min(shape, track.shape)
+            else:  # its first whole sighting: steady after it came in cut at the frame edge, not
+                # when it appeared mid-frame from nowhere (from behind something)
+                track.steady = track.sightings > 0
+            track.shape = shape
             track.widths.append((now, s.box.width))
             d = direction_of(track.widths, now)
             track.direction = d if d != UNKNOWN else track.direction
@@ -243,7 +280,7 @@ class PlateTracks:
         else:
             track.away = 0
         if shifted:
-            track.anchor, track.anchor_since, track.moved, track.away = s.box, now, True, 0
+            track.box, track.anchor, track.anchor_since, track.moved, track.away = s.box, s.box, now, True, 0
             if track.static is not None:  # it moves: a vehicle again
                 if track.inherited and track.static.state != "unread":
                     track.done = True  # read before, at its place: that read was its one
@@ -256,6 +293,7 @@ class PlateTracks:
                 track.static = self.statics.add(s.box, s.look, state, now)
         if track.static is not None:
             track.static.last_seen = now
+        track.sightings += 1
 
     def _hold(self, track: Track, crop: PlateCrop, s: Sighting) -> str:
         """Why this crop is not uploaded now ("" = upload it)."""
@@ -274,12 +312,14 @@ class PlateTracks:
                 return "not_moving"  # only what moves is a vehicle
             if track.uploads:
                 return "still"  # it has not moved since its read: the same answer again
-        if not s.whole or crop.sharpness < cfg.min_sharpness:
+        flaw = "cut" if not s.whole else "blurred" if crop.sharpness < cfg.min_sharpness \
+            else "unsteady" if not track.steady and self._behind(track, s) else ""
+        if flaw:
             if track.uploads:
-                return "cut" if not s.whole else "blurred"
+                return flaw
             track.held_since = now if track.held_since is None else track.held_since
             if now - track.held_since < cfg.whole_wait_s:
-                return "cut" if not s.whole else "blurred"
+                return flaw
         if cfg.pay_for == APPROACHING and track.direction == LEAVING:
             return "leaving"
         waited = now - (track.first_crop_at if track.first_crop_at is not None else now)
@@ -290,6 +330,12 @@ class PlateTracks:
                     and crop.quality < track.best_uploaded * cfg.min_quality_gain):
                 return "same_view"
         return ""
+
+    def _behind(self, track: Track, s: Sighting) -> bool:
+        """Another vehicle nearer the camera (its plate wider) is in view: this plate may be
+        partly hidden behind it."""
+        return any(t is not track and t.moved and t.box.width > s.box.width
+                   and s.at - t.last_seen <= PREDICT_MAX_S for t in self.tracks)
 
     # ------------------------------------------------------------ answers and ends
 

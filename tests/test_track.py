@@ -464,3 +464,49 @@ def test_a_pass_that_ends_with_a_read_in_flight_waits_for_its_answer():
     tracks.answered(c, EMPTY)
     (end,) = tracks.expire(5.1)
     assert end.track_id == c.track_id
+
+
+def test_a_sign_is_not_dragged_along_by_a_car_passing_in_front_of_it():
+    tracks = gate(static_after_s=1.0)
+    for t in np.arange(0.0, 1.5, 0.1):
+        tracks.offer(*see(SIGN, float(t), "PRIVATE", moving=False))
+    assert tracks.statics.snapshot(1.5)[0]["state"] == "unread"
+    # the car's body merges with the sign's box, then its plate goes by below, close to that box
+    # but more than a plate width from the sign: the sign stays where it is, the plate is the car's
+    merged = Box(SIGN.x1 + 50, SIGN.y1, SIGN.x2 + 60, SIGN.y2 + 5)
+    assert tracks.offer(*see(merged, 1.6, "CAR BODY")) is None
+    plates = [Box(550, 140, 620, 158), Box(560, 160, 632, 178), Box(570, 180, 644, 199)]
+    sent = [tracks.offer(*see(b, 1.7 + 0.1 * i, "KX52 ODV")) for i, b in enumerate(plates)]
+    sign_track = next(t for t in tracks.tracks if t.static is not None)
+    assert all(c is None or c.track_id != sign_track.id for c in sent)
+    assert sign_track.box == SIGN and len(tracks.statics) == 1
+    assert tracks.offer(*see(SIGN, 2.0, "PRIVATE")) is None  # the sign, where it was: still not paid for
+
+
+def test_a_plate_coming_out_from_behind_a_nearer_car_waits_until_its_box_is_steady():
+    tracks = gate()
+    (c,) = approach(tracks, answer=CONFIDENT)  # the first car, read, at the line (plate 116 px)
+    front = tracks.tracks[0].box
+    # the second car's plate appears beside and behind it, revealed side first: it widens, then
+    # keeps its shape as it comes closer
+    boxes = [Box(450, 100, 494, 115), Box(450, 102, 523, 121), Box(452, 104, 549, 123), Box(462, 108, 566, 130)]
+    sent = []
+    for i, b in enumerate(boxes):
+        tracks.offer(*see(front, 1.0 + 0.1 * i))  # the first car still stands there
+        sent.append(tracks.offer(*see(b, 1.0 + 0.1 * i, "KX52 ODV")))
+    assert sent[:3] == [None, None, None] and sent[3] is not None
+    assert tracks.counters["held_unsteady"] == 3
+    # alone in view, a plate is read at its first sighting (nothing could hide it)
+    alone = gate()
+    assert alone.offer(*see(boxes[0], 0.0, "KX52 ODV")) is not None
+
+
+def test_a_car_the_detector_missed_for_a_few_frames_is_found_further_on():
+    tracks = gate()
+    approach(tracks, answer=CONFIDENT)
+    stop = tracks.tracks[0].box
+    for i in range(1, 6):  # it pulls away; the detector misses it for half a second (motion blur)
+        tracks.offer_frame([], 0.7 + 0.1 * i)
+    # found again 2.2 plate widths on: no further than its speed could take it in that time
+    assert tracks.offer(*see(stop.offset(int(2.2 * stop.width), 0), 1.3)) is None
+    assert len(tracks.tracks) == 1 and tracks.counters["held_done"] >= 1
