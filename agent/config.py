@@ -47,6 +47,7 @@ WebhookFormat = Literal["json", "multipart"]
 SourceType = Literal["auto", "rtsp", "usb", "file"]
 Direction = Literal["any", "approaching"]  # which vehicles are paid for / may open the gate
 RtspTransport = Literal["tcp", "udp"]
+Decoder = Literal["software", "v4l2m2m", "nvdec"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 # ---------------------------------------------------------------- sections
@@ -285,6 +286,9 @@ class CameraConfig:
     fps: float = opt(0.0, lo=0.0, hi=240.0)  # usb: requested rate, 0 = device default
     fourcc: str = opt("", pattern=r"^(|[A-Za-z0-9 ]{4})$")  # usb: e.g. "MJPG"
     rtsp_transport: RtspTransport = opt("tcp")
+    # rtsp/file H.264: the board's hardware decoder through FFmpeg (Pi 4 v4l2m2m, Jetson nvdec);
+    # software when the FFmpeg build lacks it
+    decoder: Decoder = opt("software")
     open_timeout_s: float = opt(10.0, gt=0.0, hi=300.0)
     read_timeout_s: float = opt(5.0, gt=0.0, hi=300.0)  # watchdog: a longer read reopens
     reconnect_max_s: float = opt(30.0, gt=0.0, hi=3600.0)

@@ -482,3 +482,52 @@ def test_rtsp_server_frozen_watchdog_reopens(rtsp_server: RtspServer, captures: 
     assert st["reconnects"] >= 1 and st["stalls"] >= 1  # the watchdog, not a clean disconnect
     cap.close()
     assert wait_until(lambda: not capture_threads(), 3), capture_threads()
+
+
+# ------------------------------------------------------------------ hardware decoders
+
+
+class _Opened:
+    def isOpened(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+def test_a_hardware_decoder_absent_here_falls_back_to_software(
+    clip: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """This machine's FFmpeg has no V4L2 M2M decoder: the open falls back, once, and frames flow.
+    (The hardware path itself needs the board; here only the fallback is exercised.)"""
+    from agent.sources import opencv
+
+    monkeypatch.setattr(opencv, "_absent", set())
+    asked: list[str] = []
+
+    def opener(*args: Any) -> Any:
+        asked.append(os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS", ""))
+        return cv2.VideoCapture(*args)
+
+    for _ in range(2):
+        src = OpenCVSource(camera(source=str(clip), decoder="v4l2m2m"), opener=opener)
+        src.open()
+        assert src.decoder == "software" and src.read() is not None
+        src.close()
+    assert asked == ["video_codec;h264_v4l2m2m", "", ""]  # tried once, then software straight away
+    assert sum("decoder=h264_v4l2m2m unavailable" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_hardware_decoder_that_opens_is_used(clip: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.sources import opencv
+
+    monkeypatch.setattr(opencv, "_absent", set())
+    asked: list[str] = []
+
+    def opener(*args: Any) -> Any:  # a board whose FFmpeg has the decoder
+        asked.append(os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS", ""))
+        return _Opened()
+
+    src = OpenCVSource(camera(source="rtsp://cam.invalid/stream", decoder="nvdec"), opener=opener)
+    src.open()
+    assert src.decoder == "nvdec" and asked == ["rtsp_transport;tcp|video_codec;h264_cuvid"]

@@ -25,6 +25,10 @@ logger = logging.getLogger(__name__)
 
 _FFMPEG_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 _FALLBACK_FPS = 25.0  # pace for a file whose container does not say its rate
+# FFmpeg's H.264 decoders for ``decoder``; OpenCV picks one by name from its "video_codec" option
+# and fails the open when its FFmpeg build lacks it
+HW_DECODERS = {"v4l2m2m": "h264_v4l2m2m", "nvdec": "h264_cuvid"}
+_absent: set[str] = set()  # hardware decoders that failed to open once: not tried again
 
 
 class EndOfStream(SourceError):
@@ -106,10 +110,15 @@ class _FfmpegOptions:
 _FFMPEG_OPTIONS = _FfmpegOptions()
 
 
-def _ffmpeg_options(transport: str, inherited: str | None) -> str:
-    """Options from the environment (an operator's override), with our RTSP transport."""
-    pairs = [p for p in (inherited or "").split("|") if p and not p.startswith("rtsp_transport;")]
-    return "|".join([*pairs, f"rtsp_transport;{transport}"])
+def _ffmpeg_options(transport: str | None, inherited: str | None, codec: str = "") -> str:
+    """Options from the environment (an operator's override), with our RTSP transport and decoder."""
+    ours = ("rtsp_transport;", "video_codec;") if codec else ("rtsp_transport;",)
+    pairs = [p for p in (inherited or "").split("|") if p and not p.startswith(ours)]
+    if transport:
+        pairs.append(f"rtsp_transport;{transport}")
+    if codec:
+        pairs.append(f"video_codec;{codec}")
+    return "|".join(pairs)
 
 
 class OpenCVSource:
@@ -126,25 +135,48 @@ class OpenCVSource:
         self.loops = 0  # times a looping file started again
         self._opener = opener if opener is not None else cv2.VideoCapture
         self._cap: Any = None
+        self.decoder = "software"  # what decodes this connection
 
     def open(self) -> None:
         if self._cap is not None:
             return
-        opener = {"rtsp": self._open_stream, "usb": self._open_usb, "file": self._open_file}
-        try:
-            cap = opener[self.kind]()
-            opened = bool(cap.isOpened())
-        except cv2.error as err:
-            raise SourceError(f"{self.kind} source {self.name}: rejected by the video backend") from err
-        if not opened:
-            _release(cap)
-            raise SourceError(self._open_failure())
+        codec = HW_DECODERS.get(self.cfg.decoder, "") if self.kind != "usb" else ""
+        cap = self._open_with(codec) if codec and codec not in _absent else None
+        if cap is None:
+            cap = self._open_with("")
+            if cap is None:
+                raise SourceError(self._open_failure())
+        else:
+            self.decoder = self.cfg.decoder
         self._cap = cap
         if self.kind == "usb":
             self._apply_usb_settings(cap)
         if self.kind == "file" and self.cfg.realtime:
             fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
             self.frame_interval_s = 1.0 / (fps if 1.0 <= fps <= 240.0 else _FALLBACK_FPS)
+
+    def _open_with(self, codec: str) -> Any:
+        """An opened capture, decoding with ``codec`` ("" = FFmpeg's default); None when it did not open.
+        A hardware decoder that does not open is logged once and not tried again."""
+        try:
+            if self.kind == "usb":
+                cap = self._open_usb()
+            else:
+                cap = self._open_stream(codec) if self.kind == "rtsp" else self._open_file(codec)
+            opened = bool(cap.isOpened())
+        except cv2.error as err:
+            if not codec:
+                raise SourceError(f"{self.kind} source {self.name}: rejected by the video backend") from err
+            cap, opened = None, False
+        if opened:
+            return cap
+        if cap is not None:
+            _release(cap)
+        if codec:
+            _absent.add(codec)
+            logger.warning("camera=%s decoder=%s unavailable in this FFmpeg build (or the stream is not H.264): "
+                           "decoding in software", self.cfg.id, codec)
+        return None
 
     def read(self) -> Image | None:
         if self._cap is None:
@@ -187,17 +219,21 @@ class OpenCVSource:
             raise SourceError(f"{self.kind} source {self.name}: decoding failed") from err
         return bool(ok), image
 
-    def _open_stream(self) -> Any:
+    def _open_stream(self, codec: str = "") -> Any:
         params = [
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.cfg.open_timeout_s * 1000),
             cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.cfg.read_timeout_s * 1000),
         ]  # fmt: skip
-        if not self.cfg.source.lower().startswith(("rtsp://", "rtsps://")):
+        rtsp = self.cfg.source.lower().startswith(("rtsp://", "rtsps://"))
+        if not rtsp and not codec:
             return self._opener(self.cfg.source, cv2.CAP_FFMPEG, params)
-        value = _ffmpeg_options(self.cfg.rtsp_transport, os.environ.get(_FFMPEG_ENV))
+        return self._with_options(self.cfg.source, params, self.cfg.rtsp_transport if rtsp else None, codec)
+
+    def _with_options(self, target: str, params: list[int], transport: str | None, codec: str) -> Any:
+        value = _ffmpeg_options(transport, os.environ.get(_FFMPEG_ENV), codec)
         _FFMPEG_OPTIONS.acquire(value)
         try:
-            return self._opener(self.cfg.source, cv2.CAP_FFMPEG, params)
+            return self._opener(target, cv2.CAP_FFMPEG, params)
         finally:
             _FFMPEG_OPTIONS.release()
 
@@ -234,10 +270,12 @@ class OpenCVSource:
                     got,
                 )
 
-    def _open_file(self) -> Any:
+    def _open_file(self, codec: str = "") -> Any:
         path = self.cfg.source[len("file://") :] if self.cfg.source.startswith("file://") else self.cfg.source
         if not Path(path).is_file():
             raise SourceError(f"file {self.name}: not found")
+        if codec:
+            return self._with_options(path, [], None, codec)
         return self._opener(path, cv2.CAP_FFMPEG)
 
     def _open_failure(self) -> str:
@@ -273,4 +311,5 @@ def make_source(cfg: CameraConfig) -> FrameSource:
     return SOURCES[source_kind(cfg)](cfg)
 
 
-__all__ = ["SOURCES", "EndOfStream", "FrameSource", "OpenCVSource", "make_source", "redact", "source_kind"]
+__all__ = ["HW_DECODERS", "SOURCES", "EndOfStream", "FrameSource", "OpenCVSource", "make_source", "redact",
+           "source_kind"]

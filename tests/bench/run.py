@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     doc: dict[str, Any] = {"machine": machine(), "load_start": loadavg(), "args": vars(args)}
     log(f"load average {doc['load_start']:.2f}; {doc['machine']['nproc']} CPUs")
     if "idle" not in skip:
-        log("idle cost: bare read loop, then the agent, on a still 720p15 stream")
+        log("idle cost: a bare read loop and the agent together, on a still 720p15 stream with sensor noise")
         doc["idle"] = run_idle(args.idle_seconds)
     if "detector" not in skip:
         log(f"detector: eval-detector on {args.data}")
