@@ -236,7 +236,8 @@ def stop(proc: subprocess.Popen[str]) -> None:
 
 
 def run_agent(clip: Path, spec: SceneSpec, truths: list[VehicleTruth], *, cameras: int = 1,
-              latency_s: float = 0.0, judge: PlateJudge | None = None, pin: str = "") -> dict[str, Any]:
+              latency_s: float = 0.0, judge: PlateJudge | None = None, pin: str = "",
+              extra_toml: str = "") -> dict[str, Any]:
     """The agent with ``cameras`` cameras on the scene stream (all on the same stream); ``pin``: the
     CPUs it may use (``taskset -c``), e.g. "0"."""
     from tests.fixtures_mqtt import Broker
@@ -260,7 +261,7 @@ def run_agent(clip: Path, spec: SceneSpec, truths: list[VehicleTruth], *, camera
             api=rig.server.url, rate=0.0, allow=", ".join(f'{{plate = "{v.plate}"}}' for v in truths),
             relay_port=relay.port, mqtt=str(broker is not None).lower(),
             mqtt_port=broker.port if broker else 1883, state=work / "state")
-        (work / "agent.toml").write_text(cfg)
+        (work / "agent.toml").write_text(cfg + extra_toml.replace("\\n", "\n") + "\n")
         argv = [sys.executable, "-m", "tests.bench.agent_proc", str(work / "agent.toml")]
         if pin:
             argv = ["taskset", "-c", pin, *argv]
@@ -303,6 +304,7 @@ def run_agent(clip: Path, spec: SceneSpec, truths: list[VehicleTruth], *, camera
     result.update({
         "cameras": cameras, "reader_latency_s": latency_s,
         "cpu_pct": round(100 * (c1 - c0) / (t1 - t0), 1), "peak_rss_mb": round(rss, 1), "pin": pin,
+        "extra_toml": extra_toml,
         "stages": {"cameras": {cid: c.get("stages") for cid, c in cams.items()}, "agent": stats.get("stages")},
         "detector_wait": {cid: {k: c.get(k) for k in ("detector_calls", "detector_wait_ms_mean", "detector_wait_ms_max",
                                                       "detector_ms_total")} for cid, c in cams.items()},

@@ -86,7 +86,7 @@ def camera_clip(seconds: float, width: int, height: int, fps: int, gop_s: float 
     from tests.bench.clip import BITRATE_KBPS, CACHE
 
     frames = int(seconds * fps)
-    path = CACHE / f"camera-{width}x{height}-{fps}-{frames}-gop{gop_s:g}-{NOISE_ALPHA}.mp4"
+    path = CACHE / f"camera-{width}x{height}-{fps}-{frames}-gop{gop_s:g}-{NOISE_ALPHA}-fixed-gop.mp4"
     if path.exists():
         return path
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -95,6 +95,7 @@ def camera_clip(seconds: float, width: int, height: int, fps: int, gop_s: float 
     pipeline = (
         f"compositor name=m sink_1::alpha={NOISE_ALPHA} ! {caps} ! videoconvert "
         f"! x264enc speed-preset=veryfast bframes=0 key-int-max={round(gop_s * fps)} bitrate={BITRATE_KBPS} "
+        f"option-string=scenecut=0 "  # the noise looks like a scene cut to x264: every frame an I-frame
         f"! h264parse ! mp4mux ! filesink location={part} "
         f"videotestsrc num-buffers={frames} pattern=smpte75 ! {caps} ! m. "
         f"videotestsrc num-buffers={frames} pattern=snow ! {caps} ! m."

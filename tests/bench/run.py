@@ -100,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cameras", default="1,2,4", help="camera counts for the scaling runs")
     ap.add_argument("--pin", default="", metavar="CPUS",
                     help="run the agent on these CPUs only (taskset -c), e.g. 0: cameras per core")
+    ap.add_argument("--agent-toml", default="", metavar="TOML",
+                    help=r"appended to the agent's config, e.g. '[detector]\ninstances = 2\nnum_threads = 1'")
     ap.add_argument("--skip", default="", help="comma list of: idle, detector, naive, scaling")
     ap.add_argument("--data", default=str(PLATES_DATA),
                     help="annotated plate images: eval-detector, and the scene's plates when present")
@@ -150,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in counts:
         log(f"agent, {n} camera(s), on the scene")
         doc["agent"][str(n)] = e2e.run_agent(clip, spec, truths, cameras=n, latency_s=args.reader_latency_s,
-                                             judge=judge, pin=args.pin)
+                                             judge=judge, pin=args.pin, extra_toml=args.agent_toml)
         doc["agent"][str(n)]["plates"] = "real" if plates else "drawn"
         if n == counts[0] and "naive" not in skip:
             log("naive baseline (one full frame a second) on the scene")
@@ -242,6 +244,7 @@ def table(doc: dict[str, Any]) -> str:
         decoded = sum((c.get("frames") or 0) + (c.get("frames_skipped") or 0) for c in r["agent"].values())
         cap95 = ((r.get("latency_s") or {}).get("capture_to_event") or {}).get("p95")
         pinned = f" on CPU {r['pin']}" if r.get("pin") else ""
+        pinned += f" ({r['extra_toml']})" if r.get("extra_toml") else ""
         rows.append((f"scaling: {n} camera(s){pinned} — CPU, peak RSS, frames dropped, read, "
                      "plate ≥ 40 px → event p50 / p95, capture → event p95",
                      f"{r['cpu_pct']}% of 1 core, {r['peak_rss_mb']:.0f} MB, {dropped}/{decoded + dropped}, "
