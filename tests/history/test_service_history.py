@@ -58,7 +58,9 @@ def test_the_store_holds_the_mqtt_events_one_to_one(tmp_path: Path, pr_sdk_serve
         assert server is not None
         client = Client(server.port)
         api = client.get("/api/events?limit=100").json()["events"]
-        frames = [client.get(e["frame"]).body for e in api if e["type"] == "new"]
+        answers = [client.get(e["frame"]) for e in api if e["type"] == "new"]
+        assert [a.status for a in answers] == [200] * len(answers)
+        frames = [a.body for a in answers]
         history = service.status.board.document()["history"]
         assert history["enabled"] and history["events"] == n and history["dropped_events"] == 0
         assert history["reads"] == len(PLATES) and history["storage"] == "disk"
