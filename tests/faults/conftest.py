@@ -13,9 +13,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import pytest
 
 from agent import config
+from agent.notify import Notifier
 from agent.tools.scene import SceneSpec, write_clip
 from agent.service import Service
 
@@ -100,6 +102,38 @@ class Pings:
         self._stop = True
         self._thread.join(1.0)
         self.sock.close()
+
+
+STALL_S = 1.5  # the watchdog's stall limit in the fault runs
+
+
+@pytest.fixture
+def notify(tmp_path: Path) -> Iterator[tuple[Pings, Notifier]]:
+    """A real notify socket and the Notifier that sends to it."""
+    pings = Pings(tmp_path / "n.sock")
+    yield pings, Notifier({"NOTIFY_SOCKET": str(tmp_path / "n.sock"), "WATCHDOG_USEC": "600000"})
+    pings.close()
+
+
+class StillCamera:
+    """The same grey frame at 10 fps; each read hangs for 3 s while ``hang`` is set."""
+
+    frame_interval_s = 1 / 10
+
+    def __init__(self, hang: threading.Event | None = None) -> None:
+        self.hang = hang
+        self.image = np.full((240, 320, 3), 80, np.uint8)
+
+    def open(self) -> None:
+        pass
+
+    def read(self) -> object:
+        if self.hang is not None and self.hang.is_set():
+            time.sleep(3.0)  # a driver call that hangs for a while
+        return self.image
+
+    def close(self) -> None:
+        pass
 
 
 class Running:

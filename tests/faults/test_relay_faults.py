@@ -7,26 +7,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from agent.notify import Notifier
-from tests.faults.conftest import Pings, agent_config, wait_until
-from tests.faults.test_watchdog import StillCamera
+from tests.faults.conftest import STALL_S, StillCamera, agent_config, wait_until
 from tests.sinks.lcus import LcusEmulator
 
 pytestmark = pytest.mark.faults
-
-STALL_S = 1.5
-
-
-@pytest.fixture
-def notify(tmp_path: Path) -> Iterator[tuple[Pings, Notifier]]:
-    pings = Pings(tmp_path / "n.sock")
-    yield pings, Notifier({"NOTIFY_SOCKET": str(tmp_path / "n.sock"), "WATCHDOG_USEC": "600000"})
-    pings.close()
 
 
 def test_serial_board_unplugged_while_idle_then_back(tmp_path: Path, notify, start_agent, caplog) -> None:

@@ -5,47 +5,15 @@ capture's own read watchdog handles. Pings are observed on a real notify socket.
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPin
 
-from agent.notify import Notifier
-from tests.faults.conftest import Pings, agent_config, wait_until
+from tests.faults.conftest import STALL_S, StillCamera, agent_config, wait_until
 from tests.prserver import PRServer
 
 pytestmark = pytest.mark.faults
-
-STALL_S = 1.5
-
-
-@pytest.fixture
-def notify(tmp_path: Path) -> Iterator[tuple[Pings, Notifier]]:
-    pings = Pings(tmp_path / "n.sock")
-    yield pings, Notifier({"NOTIFY_SOCKET": str(tmp_path / "n.sock"), "WATCHDOG_USEC": "600000"})
-    pings.close()
-
-
-class StillCamera:
-    frame_interval_s = 1 / 10
-
-    def __init__(self, hang: threading.Event | None = None) -> None:
-        self.hang = hang
-        self.image = np.full((240, 320, 3), 80, np.uint8)
-
-    def open(self) -> None:
-        pass
-
-    def read(self) -> object:
-        if self.hang is not None and self.hang.is_set():
-            time.sleep(3.0)  # a driver call that hangs for a while
-        return self.image
-
-    def close(self) -> None:
-        pass
 
 
 def test_wedged_pipeline_stops_the_pings_and_says_which(tmp_path: Path, notify, start_agent, caplog) -> None:
