@@ -16,7 +16,7 @@ import pytest
 
 from agent.config import StatusConfig, parse
 from agent.service import Service
-from agent.status import StatusBoard, StatusServer, metrics_text, scrub
+from agent.status import StatusBoard, metrics_text, scrub
 from agent.types import Box, PlateRead
 from tests.sinks.test_webhook import Server as WebhookServer
 
@@ -114,21 +114,6 @@ def get(port: int, path: str) -> tuple[int, bytes, str]:
             return r.status, r.read(), r.headers["Content-Type"]
     except urllib.error.HTTPError as err:
         return err.code, err.read(), err.headers["Content-Type"]
-
-
-@pytest.fixture
-def server_for():
-    servers: list[StatusServer] = []
-
-    def make(b: StatusBoard, **cfg: Any) -> StatusServer:
-        s = StatusServer(StatusConfig(port=0, **cfg), b)
-        s.start()
-        servers.append(s)
-        return s
-
-    yield make
-    for s in servers:
-        s.close()
 
 
 def test_server_binds_loopback_by_default_and_answers(server_for) -> None:

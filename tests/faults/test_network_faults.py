@@ -9,15 +9,14 @@ import select
 import socket
 import threading
 import time
-from typing import Any
 
 import pytest
 
-from agent.config import StatusConfig, WebhookConfig
+from agent.config import WebhookConfig
 from agent.read import SdkReader
 from agent.read.errors import BadResponse, Timeout
 from agent.sinks.webhook import WebhookSink
-from agent.status import StatusBoard, StatusServer
+from agent.status import StatusBoard
 from tests.faults.conftest import http_get, wait_until
 from tests.read.conftest import make_crop, reader_cfg
 from tests.sinks.test_mqtt import decision
@@ -95,19 +94,9 @@ def test_webhook_answer_body_is_capped() -> None:
 
 
 @pytest.fixture
-def status_server():
-    board = StatusBoard(lambda: {}, frame_timeout_s={})
-    servers: list[StatusServer] = []
-
-    def make(**cfg: Any) -> StatusServer:
-        s = StatusServer(StatusConfig(port=0, **cfg), board)
-        s.start()
-        servers.append(s)
-        return s
-
-    yield make
-    for s in servers:
-        s.close()
+def status_server(server_for):
+    """``status_server(**[status] keys)`` -> a started StatusServer over an empty board."""
+    return lambda **cfg: server_for(StatusBoard(lambda: {}, frame_timeout_s={}), **cfg)
 
 
 def test_status_flood_of_slow_clients_holds_few_threads_and_each_is_cut_off(status_server) -> None:
