@@ -164,14 +164,27 @@ def _print(rep: Report, out: TextIO) -> None:
         print("  nothing to change", file=out)
 
 
+def _target(verb: str, root: str, system: System | None) -> System | None:
+    """The system to change: ``system``, a dry run under ``root``, or this machine (as root only)."""
+    if not root and system is None and os.geteuid() != 0:
+        print(f"{verb}: run it as root (sudo plate-agent {verb})", file=sys.stderr)
+        return None
+    return system or _system(root)
+
+
+def _print_dry_run(root: str, system: System, out: TextIO) -> None:
+    if root:
+        print("would run:", file=out)
+        for argv in getattr(system, "commands", []):
+            print("  " + " ".join(argv), file=out)
+
+
 def run_install(root: str, *, ask_token: bool, check: Callable[[Path], list[str]],
                 stdin: TextIO = sys.stdin, out: TextIO = sys.stdout, system: System | None = None) -> int:
     """The command: 0 installed and started, 1 failed, 2 the config needs fixing (nothing started)."""
-
-    if not root and system is None and os.geteuid() != 0:
-        print("install: run it as root (sudo plate-agent install)", file=sys.stderr)
+    system = _target("install", root, system)
+    if system is None:
         return 1
-    system = system or _system(root)
     token = read_token(stdin) if ask_token else ""
     try:
         rep, errors = install(system, check, token=token)
@@ -187,10 +200,7 @@ def run_install(root: str, *, ask_token: bool, check: Callable[[Path], list[str]
         print("fix it, then run `sudo plate-agent install` again", file=out)
         return 2
     start(system, rep)
-    if root:
-        print("would run:", file=out)
-        for argv in getattr(system, "commands", []):
-            print("  " + " ".join(argv), file=out)
+    _print_dry_run(root, system, out)
     print(f"config: {CONFIG}   state: {STATE_DIR}", file=out)
     print("check every part: sudo plate-agent doctor", file=out)
     print(f"after editing the config: sudo systemctl restart {UNIT}", file=out)
@@ -199,11 +209,10 @@ def run_install(root: str, *, ask_token: bool, check: Callable[[Path], list[str]
 
 
 def run_uninstall(root: str, *, purge: bool, out: TextIO = sys.stdout, system: System | None = None) -> int:
-
-    if not root and system is None and os.geteuid() != 0:
-        print("uninstall: run it as root (sudo plate-agent uninstall)", file=sys.stderr)
+    """The command: 0 removed, 1 failed."""
+    system = _target("uninstall", root, system)
+    if system is None:
         return 1
-    system = system or _system(root)
     try:
         rep = uninstall(system, purge=purge)
     except OSError as err:
@@ -211,10 +220,7 @@ def run_uninstall(root: str, *, purge: bool, out: TextIO = sys.stdout, system: S
         return 1
     print("plate-agent uninstall:", file=out)
     _print(rep, out)
-    if root:
-        print("would run:", file=out)
-        for argv in getattr(system, "commands", []):
-            print("  " + " ".join(argv), file=out)
+    _print_dry_run(root, system, out)
     return 0
 
 
