@@ -86,7 +86,7 @@ class RtspServer:
             self._reap()
             if time.monotonic() > deadline:
                 raise RuntimeError(f"RTSP test server did not start: {line!r}; log: {self.log_text()[-2000:]}")
-            time.sleep(0.2)  # test helper, not agent code
+            time.sleep(0.2)  # test fixture, not agent code
 
     def kill(self) -> None:
         """Terminate the server: clients see the connection drop."""

@@ -127,7 +127,7 @@ class FakeSource:
         self.cam.closed_by.append((self.n, threading.current_thread().name))
 
 
-# ------------------------------------------------------------------ pure helpers
+# ------------------------------------------------------------------ pure functions
 
 
 def test_kind_is_inferred_from_the_source_string() -> None:

@@ -45,7 +45,7 @@ def log(msg: str) -> None:
 
 
 def bench_scene(vehicles: int, plates: Sequence[tuple[str, str]] = ()) -> SceneSpec:
-    """The issue's scene: 720p15, vehicles that drive in (from far away), stop ~2 s and leave, gaps,
+    """The gate scene: 720p15, vehicles that drive in (from far away), stop ~2 s and leave, gaps,
     and every distractor on. ``plates``: (text, picture) of real plates; else drawn ones."""
     texts = tuple(t for t, _ in plates) if plates else tuple(plate_texts(vehicles))
     # lead-in: every camera of a 4-camera run has connected before the first vehicle comes (OpenCV

@@ -1,4 +1,4 @@
-"""Detector test helpers: the kilobyte fixture models (tests/fixtures/models) and configs.
+"""Detector test fixtures: the kilobyte fixture models (tests/fixtures/models) and configs.
 
 The ``runtime`` fixture (tests/fixtures_tflite.py) skips, or fails in CI, without a TFLite runtime."""
 

@@ -1,5 +1,5 @@
-"""Fault-injection helpers: the whole agent (``Service``, real pipeline and status server) running
-on a thread, drawn clips shared per session, and small polling helpers."""
+"""Fault injection: the whole agent (``Service``, real pipeline and status server) running
+on a thread, drawn clips shared by every test, and small polling functions."""
 
 from __future__ import annotations
 

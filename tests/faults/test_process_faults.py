@@ -1,5 +1,5 @@
 """Faults of the agent process itself, through ``plate-agent run``: SIGKILL mid-run and a restart
-(outbox drained, relay off), and the "done when" of issue 7: a dead broker, camera and reader at
+(outbox drained, relay off), and a dead broker, camera and reader at
 once — the agent keeps running and pinging the watchdog, reports all three, and recovers."""
 
 from __future__ import annotations

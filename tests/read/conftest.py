@@ -1,4 +1,4 @@
-"""Helpers for the reader tests: deterministic crops and reader configs pointed at the test server."""
+"""Reader test fixtures: deterministic crops and reader configs pointed at the test server."""
 
 from __future__ import annotations
 

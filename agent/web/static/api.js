@@ -1,4 +1,4 @@
-// The console's one helper around the JSON API: same-origin fetch with the session's CSRF token on
+// The console's one wrapper around the JSON API: same-origin fetch with the session's CSRF token on
 // every write. Plate text comes from outside: put it into pages with textContent, never innerHTML.
 "use strict";
 

@@ -1,4 +1,4 @@
-// What every console page shares: the header, the login gate, small DOM helpers. Plate text and
+// What every console page shares: the header, the login gate, small DOM functions. Plate text and
 // labels come from outside: every value goes into the page as textContent (el(), text()), never
 // innerHTML. Pages register with console.start(name, run); run(main) draws into <main>.
 "use strict";
