@@ -22,7 +22,7 @@ from agent.backoff import backoff_s
 from agent.sources.capture import BACKOFF_BASE_S, MAX_STUCK_READERS, Capture, check_image
 from agent.config import CameraConfig, parse
 from agent.errors import SourceError
-from agent.sources import EndOfStream, OpenCVSource, redact, source_kind
+from agent.sources import EndOfStream, OpenCVSource, source_kind
 
 from .clock import Clock
 from .fixtures_rtsp import RtspServer, free_port
@@ -141,8 +141,8 @@ def test_kind_is_inferred_from_the_source_string() -> None:
 
 
 def test_credentials_are_redacted() -> None:
-    assert redact("rtsp://admin:s3cret@10.0.0.5:554/h264") == "rtsp://***@10.0.0.5:554/h264"
-    assert redact("/dev/video0") == "/dev/video0"
+    assert OpenCVSource(camera(source="rtsp://admin:s3cret@10.0.0.5:554/h264")).name == "rtsp://***@10.0.0.5:554/h264"
+    assert OpenCVSource(camera(source="/dev/video0")).name == "/dev/video0"
 
 
 def test_backoff_doubles_is_capped_and_jittered() -> None:

@@ -3,7 +3,7 @@ camera that keeps only the newest frame (``capture``: latest-frame slot, reconne
 """
 
 from .capture import Capture, check_image
-from .opencv import SOURCES, EndOfStream, FrameSource, OpenCVSource, make_source, redact, source_kind
+from .opencv import SOURCES, EndOfStream, FrameSource, OpenCVSource, make_source, source_kind
 
-__all__ = ["SOURCES", "Capture", "EndOfStream", "FrameSource", "OpenCVSource", "check_image", "make_source", "redact",
+__all__ = ["SOURCES", "Capture", "EndOfStream", "FrameSource", "OpenCVSource", "check_image", "make_source",
            "source_kind"]

@@ -18,7 +18,7 @@ import cv2
 
 from ..config import CameraConfig
 from ..errors import SourceError
-from ..redact import url as redact_url
+from .. import redact
 from ..types import Image
 
 logger = logging.getLogger(__name__)
@@ -66,11 +66,6 @@ def source_kind(cfg: CameraConfig) -> str:
     if scheme:
         return "rtsp"  # rtsp, rtsps, http(s), rtmp...: a network stream through FFmpeg
     return "file"
-
-
-def redact(source: str) -> str:
-    """The source as logs and error messages show it (no password, no query values)."""
-    return redact_url(source)
 
 
 class _FfmpegOptions:
@@ -130,7 +125,7 @@ class OpenCVSource:
     def __init__(self, cfg: CameraConfig, *, opener: Callable[..., Any] | None = None) -> None:
         self.cfg = cfg
         self.kind = source_kind(cfg)
-        self.name = redact(cfg.source)
+        self.name = redact.url(cfg.source)  # as logs and error messages show it
         self.frame_interval_s = 0.0
         self.loops = 0  # times a looping file started again
         self._opener = opener if opener is not None else cv2.VideoCapture
@@ -311,5 +306,5 @@ def make_source(cfg: CameraConfig) -> FrameSource:
     return SOURCES[source_kind(cfg)](cfg)
 
 
-__all__ = ["HW_DECODERS", "SOURCES", "EndOfStream", "FrameSource", "OpenCVSource", "make_source", "redact",
+__all__ = ["HW_DECODERS", "SOURCES", "EndOfStream", "FrameSource", "OpenCVSource", "make_source",
            "source_kind"]
