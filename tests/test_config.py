@@ -43,6 +43,7 @@ SECTIONS = {
     "rules": config.RulesConfig, "rules.allow": config.RuleEntry, "mqtt": config.MqttConfig,
     "relay": config.RelayConfig, "webhooks": config.WebhookConfig, "storage": config.StorageConfig,
     "status": config.StatusConfig, "cameras": config.CameraConfig, "cameras.zones": config.Zone,
+    "clock": config.ClockConfig, "history": config.HistoryConfig, "console": config.ConsoleConfig,
 }
 
 
@@ -74,6 +75,11 @@ def test_example_documents_every_key_in_its_own_table():
             if not re.search(rf"^#?\s*{re.escape(f.name)}\s*=", parts.get(name, ""), re.MULTILINE):
                 missing.append(f"{name}.{f.name}")
     assert missing == []
+    # and no key is documented under a table that does not take it
+    unknown = [f"{name}.{key}" for name, cls in SECTIONS.items()
+               for key in re.findall(r"^#?\s*([a-z_]+)\s*=", parts.get(name, ""), re.MULTILINE)
+               if key not in {f.name for f in dataclasses.fields(cls)}]
+    assert unknown == []
     # every per-camera override table that takes keys is shown, with a key it takes
     for section, allowed in config.PER_CAMERA.items():
         if allowed is None or allowed:
