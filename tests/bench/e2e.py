@@ -425,9 +425,8 @@ def run_naive(clip: Path, spec: SceneSpec, truths: list[VehicleTruth], *, latenc
     return result
 
 
-def score_naive(truths: list[VehicleTruth], frames: FrameLog, calls: list[Call],
-                answers: list[dict[str, Any]]) -> dict[str, Any]:
-    """The baseline's "event" for a vehicle is the first answer carrying its plate."""
+def first_answers(truths: Sequence[VehicleTruth], answers: Sequence[dict[str, Any]]) -> dict[int, float]:
+    """When the first answer carrying each vehicle's plate came, by vehicle index."""
     by_plate = {norm(v.plate): i for i, v in enumerate(truths)}
     first: dict[int, float] = {}
     for a in answers:
@@ -435,6 +434,13 @@ def score_naive(truths: list[VehicleTruth], frames: FrameLog, calls: list[Call],
             v = by_plate.get(norm(p))
             if v is not None:
                 first.setdefault(v, a["answered"])
+    return first
+
+
+def score_naive(truths: list[VehicleTruth], frames: FrameLog, calls: list[Call],
+                answers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The baseline's "event" for a vehicle is the first answer carrying its plate."""
+    first = first_answers(truths, answers)
     sent = frames.sent
     lat = [at - sent[truths[v].stop_frame] for v, at in first.items() if truths[v].stop_frame in sent]
     lat_r = [at - sent[truths[v].readable_frame] for v, at in first.items() if truths[v].readable_frame in sent]

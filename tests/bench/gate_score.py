@@ -16,7 +16,7 @@ from typing import Any
 
 from agent.tools.scene import StaticTruth, VehicleTruth
 from tests.bench.clip import FrameLog
-from tests.bench.e2e import norm, summary
+from tests.bench.e2e import first_answers, norm, summary
 
 RELAY_EVENT_S = 2.0  # the event line follows its relay ON within this (the relay is served first; slack for load)
 
@@ -71,7 +71,23 @@ def _calls(calls: Sequence[Call], truths: Sequence[VehicleTruth], statics: Seque
         "calls_read": kinds["read"], "calls_static": kinds["static"], "calls_empty": kinds["empty"],
         "calls_gap": kinds["gap"], "static_repeats": sum(max(0, k - 1) for k in per_static.values()),
         "judge_ms": summary([round(1000 * c.judge_s, 1) for c in calls]),
+        "calls_log": [{"frame": c.frame, "texts": c.texts, "static": c.static, "size": list(c.size),
+                       "kind": classify(c, truths, statics)[0], "judge_ms": round(1000 * c.judge_s, 1)}
+                      for c in calls],
     }
+
+
+def _event_latency(truths: Sequence[VehicleTruth], sent: dict[int, float],
+                   first: dict[int, float]) -> dict[str, list[float]]:
+    """Seconds from a vehicle's stop (approaching ones) and from its first readable frame to its event."""
+    lat: dict[str, list[float]] = {"event_from_stop": [], "event_from_readable": []}
+    for v, at in first.items():
+        t = truths[v]
+        if t.direction == "approach" and t.stop_frame in sent:
+            lat["event_from_stop"].append(at - sent[t.stop_frame])
+        if t.readable_frame in sent:
+            lat["event_from_readable"].append(at - sent[t.readable_frame])
+    return lat
 
 
 def score_agent(truths: list[VehicleTruth], statics: list[StaticTruth], frames: FrameLog, calls: list[Call],
@@ -97,14 +113,8 @@ def score_agent(truths: list[VehicleTruth], statics: list[StaticTruth], frames: 
             stray += 1
         else:
             first_event.setdefault(v, at)
-    lat: dict[str, list[float]] = {"relay_from_stop": [], "relay_from_readable": [], "event_from_stop": [],
-                                   "event_from_readable": []}
-    for v, at in first_event.items():
-        t = truths[v]
-        if t.direction == "approach" and t.stop_frame in sent:
-            lat["event_from_stop"].append(at - sent[t.stop_frame])
-        if t.readable_frame in sent:
-            lat["event_from_readable"].append(at - sent[t.readable_frame])
+    lat: dict[str, list[float]] = {"relay_from_stop": [], "relay_from_readable": [],
+                                   **_event_latency(truths, sent, first_event)}
     opens: Counter[str] = Counter()
     opened: set[int] = set()
     log: list[dict[str, Any]] = []  # every relay ON: when, which frame, for which vehicle, how judged
@@ -138,9 +148,6 @@ def score_agent(truths: list[VehicleTruth], statics: list[StaticTruth], frames: 
                        for at, e in events],
     }
     out.update(_calls(calls, truths, statics))
-    out["calls_log"] = [{"frame": c.frame, "texts": c.texts, "static": c.static, "size": list(c.size),
-                         "kind": classify(c, truths, statics)[0], "judge_ms": round(1000 * c.judge_s, 1)}
-                        for c in calls]
     return out
 
 
@@ -160,30 +167,14 @@ def _open_kind(truths: Sequence[VehicleTruth], v: int | None, frame: int | None,
 def score_naive(truths: list[VehicleTruth], statics: list[StaticTruth], frames: FrameLog, calls: list[Call],
                 answers: list[dict[str, Any]]) -> dict[str, Any]:
     """The baseline's "event" for a vehicle is the first answer carrying its plate."""
-    by_plate = {norm(v.plate): i for i, v in enumerate(truths)}
-    first: dict[int, float] = {}
-    for a in answers:
-        for p in a.get("plates", []):
-            v = by_plate.get(norm(p))
-            if v is not None:
-                first.setdefault(v, a["answered"])
-    sent = frames.sent
+    first = first_answers(truths, answers)
     readable = {i for i, v in enumerate(truths) if v.readable_frame >= 0}
-    lat: dict[str, list[float]] = {"event_from_stop": [], "event_from_readable": []}
-    for v, at in first.items():
-        t = truths[v]
-        if t.direction == "approach" and t.stop_frame in sent:
-            lat["event_from_stop"].append(at - sent[t.stop_frame])
-        if t.readable_frame in sent:
-            lat["event_from_readable"].append(at - sent[t.readable_frame])
+    lat = _event_latency(truths, frames.sent, first)
     out: dict[str, Any] = {"vehicles": len(truths), "readable": len(readable), "read": len(first),
            "read_readable": len(readable & set(first)),
            "recall_pct": round(100 * len(readable & set(first)) / len(readable), 1) if readable else None,
            "latency_s": {k: summary(xs) for k, xs in lat.items()}, "latency_raw": lat}
     out.update(_calls(calls, truths, statics))
-    out["calls_log"] = [{"frame": c.frame, "texts": c.texts, "static": c.static, "size": list(c.size),
-                         "kind": classify(c, truths, statics)[0], "judge_ms": round(1000 * c.judge_s, 1)}
-                        for c in calls]
     return out
 
 
