@@ -13,23 +13,16 @@ the same pace. "closed": nothing asks.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
 from pathlib import Path
 
-from agent.tools.scene import write_clip
-from tests.bench.history_rss import PLATES, _get, _peak_kb
+from tests.bench.history_rss import PLATES, compare, get, peak_kb, played, start_agent, status
 from tests.fixtures_mqtt import free_port
-from tests.prserver import PRServer
-from tests.test_service import short_scene
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -64,18 +57,8 @@ port = {port}
     return cfg
 
 
-def _status(port: int) -> dict | None:  # type: ignore[type-arg]
-    try:
-        return json.loads(_get(port, "/status"))  # type: ignore[no-any-return]
-    except urllib.error.HTTPError as err:  # 503 while not yet healthy: the same document
-        return json.loads(err.read())  # type: ignore[no-any-return]
-    except OSError:
-        return None  # not listening yet
-
-
 def _done(port: int) -> bool:
-    doc = _status(port)
-    return doc is not None and doc["cameras"]["gate"]["ended"] and doc["reader"]["queued"] == 0
+    return played(status(port))
 
 
 def _poll_like_a_page(port: int, stop: threading.Event) -> None:
@@ -83,7 +66,7 @@ def _poll_like_a_page(port: int, stop: threading.Event) -> None:
     while not stop.wait(1.0):
         for path in ["/api/cameras/gate/frame"] + (["/api/status", "/api/events?limit=10"] if n % 2 == 0 else []):
             try:
-                _get(port, path)
+                get(port, path)
             except (OSError, urllib.error.HTTPError):
                 pass
         n += 1
@@ -119,13 +102,11 @@ def run(tmp: Path, clip: Path, reader_url: str, console_open: bool, shots: Path 
     port = free_port()
     name = "open" if console_open else "closed"
     cfg = _config(tmp, clip, reader_url, port, name)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.bench.agent_proc", str(cfg)], env=env,
-                            stdout=subprocess.DEVNULL)
+    proc = start_agent(cfg)
     how = "closed"
     try:
         deadline = time.monotonic() + 30
-        while _status(port) is None and time.monotonic() < deadline:
+        while status(port) is None and time.monotonic() < deadline:
             time.sleep(0.2)
         if console_open:
             try:
@@ -150,7 +131,7 @@ def run(tmp: Path, clip: Path, reader_url: str, console_open: bool, shots: Path 
             while not _done(port):
                 time.sleep(0.5)
         time.sleep(3.0)  # the last pass ends and is stored
-        return _peak_kb(proc.pid), how
+        return peak_kb(proc.pid), how
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)
@@ -163,22 +144,11 @@ def main() -> int:
     args = ap.parse_args()
     if args.screenshots:
         args.screenshots.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as d:
-        tmp = Path(d)
-        clip = tmp / "gate.mp4"
-        plates = PLATES[: args.plates]
-        write_clip(short_scene(plates), clip)
-        results = {}
-        for console_open in (False, True):
-            server = PRServer(token=None).start()
-            server.texts.extend(p.replace(" ", "") for p in plates)
-            try:
-                results[console_open] = run(tmp, clip, server.url, console_open, args.screenshots)
-            finally:
-                server.close()
-        closed_kb, (open_kb, how) = results[False][0], results[True]
-        print(f"peak RSS console closed: {closed_kb / 1024:.1f} MB; open ({how}): {open_kb / 1024:.1f} MB; "
-              f"difference {(open_kb - closed_kb) / 1024:+.1f} MB")
+    results = compare(PLATES[: args.plates], lambda tmp, clip, url, console_open:
+                      run(tmp, clip, url, console_open, args.screenshots))
+    closed_kb, (open_kb, how) = results[False][0], results[True]
+    print(f"peak RSS console closed: {closed_kb / 1024:.1f} MB; open ({how}): {open_kb / 1024:.1f} MB; "
+          f"difference {(open_kb - closed_kb) / 1024:+.1f} MB")
     return 0
 
 

@@ -20,26 +20,69 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from agent.tools.scene import write_clip
 from tests.fixtures_mqtt import free_port
 from tests.prserver import PRServer
 from tests.test_service import short_scene
 
+T = TypeVar("T")
+
 PLATES = ("AB12 CDE", "XX99 XXX", "KX52 ODV", "LM07 PQR", "GH18 JKL", "AB12 CDF")
 
 
-def _get(port: int, path: str) -> bytes:
+def get(port: int, path: str) -> bytes:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:  # noqa: S310 (loopback)
         return bytes(r.read())
 
 
-def _peak_kb(pid: int) -> int:
+def peak_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     raise RuntimeError("no VmHWM")
+
+
+def status(port: int) -> dict[str, Any] | None:
+    """The /status document; None while the agent is not listening yet."""
+    try:
+        return json.loads(get(port, "/status"))  # type: ignore[no-any-return]
+    except urllib.error.HTTPError as err:  # 503 while not yet healthy: the same document
+        return json.loads(err.read())  # type: ignore[no-any-return]
+    except OSError:
+        return None
+
+
+def played(doc: dict[str, Any] | None) -> bool:
+    """The clip has ended and every crop has been read."""
+    return doc is not None and doc["cameras"]["gate"]["ended"] and doc["reader"]["queued"] == 0
+
+
+def start_agent(cfg: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    return subprocess.Popen([sys.executable, "-m", "tests.bench.agent_proc", str(cfg)], env=env,
+                            stdout=subprocess.DEVNULL)
+
+
+def compare(plates: Sequence[str], run_one: Callable[[Path, Path, str, bool], T]) -> dict[bool, T]:
+    """``run_one(tmp, clip, reader_url, variant)`` for variant False then True, on one drawn clip of
+    ``plates``, each against a fresh SDK contract server that reads them in turn."""
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        clip = tmp / "gate.mp4"
+        write_clip(short_scene(tuple(plates)), clip)
+        results = {}
+        for variant in (False, True):
+            server = PRServer(token=None).start()
+            server.texts.extend(p.replace(" ", "") for p in plates)
+            try:
+                results[variant] = run_one(tmp, clip, server.url, variant)
+            finally:
+                server.close()
+        return results
 
 
 def run(tmp: Path, clip: Path, reader_url: str, on: bool) -> tuple[int, int]:
@@ -69,32 +112,26 @@ enabled = {str(on).lower()}
 [console]
 enabled = {str(on).lower()}
 """)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.bench.agent_proc", str(cfg)], env=env,
-                            stdout=subprocess.DEVNULL)
+    proc = start_agent(cfg)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             time.sleep(0.5)
-            try:
-                doc = json.loads(_get(port, "/status"))
-            except urllib.error.HTTPError as err:  # 503 while not yet healthy: the same document
-                doc = json.loads(err.read())
-            except OSError:
+            doc = status(port)
+            if doc is None:
                 continue  # not listening yet
             if on:  # the console is open
-                events = json.loads(_get(port, "/api/events?limit=50"))["events"]
+                events = json.loads(get(port, "/api/events?limit=50"))["events"]
                 for e in events[:5]:
                     if e["crop"]:
-                        _get(port, e["crop"])
-                _get(port, "/api/usage")
-                _get(port, "/api/status")
-            cam = doc["cameras"]["gate"]
-            if cam["ended"] and doc["reader"]["queued"] == 0:
+                        get(port, e["crop"])
+                get(port, "/api/usage")
+                get(port, "/api/status")
+            if played(doc):
                 break
         time.sleep(3.0)  # the last pass ends and is stored
-        stored = len(json.loads(_get(port, "/api/events?limit=100"))["events"]) if on else 0
-        return _peak_kb(proc.pid), stored
+        stored = len(json.loads(get(port, "/api/events?limit=100"))["events"]) if on else 0
+        return peak_kb(proc.pid), stored
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)
@@ -104,22 +141,10 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--plates", type=int, default=len(PLATES))
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as d:
-        tmp = Path(d)
-        clip = tmp / "gate.mp4"
-        plates = PLATES[: args.plates]
-        write_clip(short_scene(plates), clip)
-        results = {}
-        for on in (False, True):
-            server = PRServer(token=None).start()
-            server.texts.extend(p.replace(" ", "") for p in plates)
-            try:
-                results[on] = run(tmp, clip, server.url, on)
-            finally:
-                server.close()
-        off_kb, (on_kb, stored) = results[False][0], results[True]
-        print(f"peak RSS off: {off_kb / 1024:.1f} MB; on (store + API polled): {on_kb / 1024:.1f} MB; "
-              f"difference {(on_kb - off_kb) / 1024:+.1f} MB; events stored {stored}")
+    results = compare(PLATES[: args.plates], run)
+    off_kb, (on_kb, stored) = results[False][0], results[True]
+    print(f"peak RSS off: {off_kb / 1024:.1f} MB; on (store + API polled): {on_kb / 1024:.1f} MB; "
+          f"difference {(on_kb - off_kb) / 1024:+.1f} MB; events stored {stored}")
     return 0
 
 
