@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import signal
 import sys
 import threading
 import time
 import urllib.error
 from pathlib import Path
 
-from tests.bench.history_rss import PLATES, compare, get, peak_kb, played, start_agent, status
+from tests.bench.history_rss import PLATES, compare, get, peak_kb, played, running_agent, status
 from tests.fixtures_mqtt import free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -102,9 +101,8 @@ def run(tmp: Path, clip: Path, reader_url: str, console_open: bool, shots: Path 
     port = free_port()
     name = "open" if console_open else "closed"
     cfg = _config(tmp, clip, reader_url, port, name)
-    proc = start_agent(cfg)
-    how = "closed"
-    try:
+    with running_agent(cfg) as proc:
+        how = "closed"
         deadline = time.monotonic() + 30
         while status(port) is None and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -132,9 +130,6 @@ def run(tmp: Path, clip: Path, reader_url: str, console_open: bool, shots: Path 
                 time.sleep(0.5)
         time.sleep(3.0)  # the last pass ends and is stored
         return peak_kb(proc.pid), how
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(20)
 
 
 def main() -> int:

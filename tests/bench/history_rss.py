@@ -20,7 +20,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,10 +62,17 @@ def played(doc: dict[str, Any] | None) -> bool:
     return doc is not None and doc["cameras"]["gate"]["ended"] and doc["reader"]["queued"] == 0
 
 
-def start_agent(cfg: Path) -> subprocess.Popen[bytes]:
+@contextmanager
+def running_agent(cfg: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """The agent on ``cfg`` in a child process, stopped with SIGTERM on the way out."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    return subprocess.Popen([sys.executable, "-m", "tests.bench.agent_proc", str(cfg)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "tests.bench.agent_proc", str(cfg)], env=env,
                             stdout=subprocess.DEVNULL)
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
 
 
 def compare(plates: Sequence[str], run_one: Callable[[Path, Path, str, bool], T]) -> dict[bool, T]:
@@ -112,8 +120,7 @@ enabled = {str(on).lower()}
 [console]
 enabled = {str(on).lower()}
 """)
-    proc = start_agent(cfg)
-    try:
+    with running_agent(cfg) as proc:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             time.sleep(0.5)
@@ -132,9 +139,6 @@ enabled = {str(on).lower()}
         time.sleep(3.0)  # the last pass ends and is stored
         stored = len(json.loads(get(port, "/api/events?limit=100"))["events"]) if on else 0
         return peak_kb(proc.pid), stored
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(20)
 
 
 def main() -> int:
