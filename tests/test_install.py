@@ -18,6 +18,7 @@ from agent.__main__ import run_config_errors
 from agent.tools.hostsys import HostSystem, RootSystem
 from agent.tools.install import (
     CONFIG,
+    CONFIG_DIR,
     STATE_DIR,
     TOKEN_FILE,
     UNIT_PATH,
@@ -112,8 +113,21 @@ def test_install_keeps_an_existing_config_and_restarts_on_a_new_token(tmp_path: 
     assert "LoadCredential" not in unit  # no token yet
     rc, system, out = install(root, "new-token")
     assert rc == 0 and cfg.read_text() == mine
-    assert "LoadCredential=plate_recognizer_token" in (root / UNIT_PATH.lstrip("/")).read_text()
+    unit = (root / UNIT_PATH.lstrip("/")).read_text()
+    assert "LoadCredential=plate_recognizer_token" in unit and "console_password" not in unit
     assert system.commands[:2] == [["systemctl", "daemon-reload"], ["systemctl", "try-restart", "plate-agent.service"]]
+
+
+def test_the_mqtt_and_console_passwords_present_are_passed_to_the_service(tmp_path: Path) -> None:
+    root = fake_root(tmp_path)
+    etc = root / CONFIG_DIR.lstrip("/")
+    etc.mkdir(parents=True)
+    (etc / "mqtt_password").write_text("broker-pw\n")
+    (etc / "console_password").write_text("console-pw\n")
+    assert install(root, TOKEN)[0] == 0
+    unit = (root / UNIT_PATH.lstrip("/")).read_text()
+    for name in ("plate_recognizer_token", "mqtt_password", "console_password"):
+        assert f"LoadCredential={name}:/etc/plate-agent/{name}\n" in unit
 
 
 def test_an_invalid_config_is_reported_and_nothing_starts(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..config import Config, state_dir
+from .install import CREDENTIALS
 from .doctor_parts import Verdict, check_camera, check_detector, check_mqtt, check_reader, check_relay
 from ..timebase import system_clock_source
 
@@ -50,8 +51,7 @@ def credentials_env(cfg_path: str, environ: Mapping[str, str]) -> dict[str, str]
     it holds one (``sudo plate-agent doctor`` outside the service)."""
     env = dict(environ)
     folder = Path(cfg_path).resolve().parent
-    if not env.get("CREDENTIALS_DIRECTORY") and any((folder / n).is_file()
-                                                    for n in ("plate_recognizer_token", "mqtt_password")):
+    if not env.get("CREDENTIALS_DIRECTORY") and any((folder / n).is_file() for n in CREDENTIALS):
         env["CREDENTIALS_DIRECTORY"] = str(folder)
     return env
 

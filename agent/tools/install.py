@@ -25,7 +25,7 @@ CONFIG = f"{CONFIG_DIR}/config.toml"
 STATE_DIR = "/var/lib/plate-agent"
 UNIT = "plate-agent.service"
 UNIT_PATH = f"/etc/systemd/system/{UNIT}"
-CREDENTIALS = ("plate_recognizer_token", "mqtt_password")  # LoadCredential= for those present
+CREDENTIALS = ("plate_recognizer_token", "mqtt_password", "console_password")  # LoadCredential= for those present
 TOKEN_FILE = f"{CONFIG_DIR}/plate_recognizer_token"
 DATA_FILES = {"config.example.toml": "config.example.toml", "plate-agent.service": "systemd/plate-agent.service"}
 
