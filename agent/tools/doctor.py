@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..config import Config, state_dir
-from .install import CREDENTIALS
+from .install import CREDENTIALS, STATE_DIR
 from .doctor_parts import Verdict, check_camera, check_detector, check_mqtt, check_reader, check_relay
 from ..timebase import system_clock_source
 
-SERVICE_STATE_DIR = Path("/var/lib/plate-agent")  # systemd's StateDirectory= for the unit
+SERVICE_STATE_DIR = Path(STATE_DIR)  # systemd's StateDirectory= for the unit
 PASS, FAIL, SKIP, WARN = "pass", "fail", "skip", "warn"
 
 
