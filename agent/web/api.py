@@ -9,6 +9,7 @@ Nothing here runs unless a request comes: every answer is computed from the part
 from __future__ import annotations
 
 import logging
+import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -26,7 +27,8 @@ from .live import LiveFrames
 logger = logging.getLogger(__name__)
 
 PREFIXES = ("/api/", "/static/", "/console/")
-PAGES = ("live", "events", "plate", "rules", "usage")  # /console/<page> -> static/<page>.html
+PAGES = ("live", "events", "plate", "rules", "usage")  # /console/<page>: the template with static/<page>.js
+PAGE_TEMPLATE = "page.html.in"  # not an asset: no /static/ type for it
 STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
                 ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png"}
 SECURITY_HEADERS = (
@@ -255,7 +257,9 @@ class Console:
         page = req.params["page"]
         if page not in PAGES:
             raise HttpError(404, "no such page")
-        return self._asset(f"{page}.html")
+        template = resources.files(__package__).joinpath("static", PAGE_TEMPLATE).read_text(encoding="utf-8")
+        html = string.Template(template).substitute(title=page.capitalize(), page=page)
+        return Response(200, html.encode(), STATIC_TYPES[".html"])
 
     def static(self, req: Request) -> Response:
         """A file of ``agent/web/static`` by its bare name (the route admits no slash)."""

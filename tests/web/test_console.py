@@ -96,10 +96,11 @@ def test_pages_and_their_assets_are_served_bundled_with_the_security_headers(api
         assert not re.search(r"<script(?![^>]*\bsrc=)", html) and " on" not in html.replace("\n", " ").lower()
         assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
         assert f"/static/{page}.js" in assets and "/static/api.js" in assets
+        assert f"<title>{page.capitalize()} · plate-agent</title>" in html and "$" not in html
         for asset in assets:
             assert c.get(asset).status == 200, asset
         assert "http://" not in html and "https://" not in html  # nothing from elsewhere
-    for bad in ("/console/nope", "/console/..%2Fapi", "/console/live.html", "/console/"):
+    for bad in ("/console/nope", "/console/..%2Fapi", "/console/live.html", "/console/", "/static/page.html.in"):
         assert c.get(bad).status == 404, bad
     for js in ("console.js", "table.js", "live.js", "events.js", "plate.js", "rules.js", "usage.js"):
         text = c.get(f"/static/{js}").body.decode()
