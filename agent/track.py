@@ -47,6 +47,8 @@ STALE_S = 60.0  # a pass unseen this long ends even if nothing moved where it wa
 MATCH_MAX_SCALE = 2.0  # width ratio beyond which two boxes are not the same plate
 UNREAD_MIN_SIGHTINGS = 3  # fewer readable sightings: a glimpse or a false detection, not a vehicle
 CLOSING_MAX_S = 60.0  # a pass that ended with a read in flight waits this long for the answer
+MISSED_MAX_S = 1.0  # a moving plate the detector missed this long may be found as far as its speed took it
+GONE_SPEED = 0.5  # plate widths a second: a plate moving this fast when last seen was driving, not waiting
 SHAPE_MAX_CHANGE = 1.25  # width/height ratio between two whole sightings of a steady plate (a plate
 # scales as it comes closer, keeping its shape; one pixel of jitter on a 12 px high box is 8%)
 
@@ -90,6 +92,7 @@ class Track:
     readable: int = 0  # sightings large enough to read
     away: int = 0  # sightings in a row away from a settled anchor, not yet taken as moving
     unseen_s: float = 0.0  # detector time with motion at its place and no sighting of it
+    looked_s: float = 0.0  # detector time with no sighting of it
     cut: bool = False  # its last sighting touched the frame edge: it may have left the view
     sightings: int = 0  # before the current one
     velocity: tuple[float, float] = (0.0, 0.0)  # of its box centre, pixels a second
@@ -148,7 +151,8 @@ def _distance(t: Track, s: Sighting, dt: float, cfg: UploadConfig) -> float | No
     (ax, ay), (bx, by) = a.centre, b.centre
     ax, ay = ax + t.velocity[0] * ahead, ay + t.velocity[1] * ahead
     d = math.hypot(ax - bx, ay - by) / max(wa, wb)
-    reach = max(MATCH_REACH, min(MATCH_REACH_MAX, MATCH_SPEED * max(dt, s.at - t.last_seen)))
+    missed = s.at - t.last_seen if s.at - t.last_seen <= MISSED_MAX_S else 0.0
+    reach = max(MATCH_REACH, min(MATCH_REACH_MAX, MATCH_SPEED * max(dt, missed)))
     return d if d <= reach or a.iou(b) > 0.05 else None
 
 
@@ -192,8 +196,10 @@ class PlateTracks:
         seen = {id(t) for t in tracks}
         for t in self.tracks:
             if id(t) in seen:
-                t.unseen_s = 0.0
-            elif regions is None or any(r.intersects(t.box) for r in regions):
+                t.unseen_s = t.looked_s = 0.0
+                continue
+            t.looked_s += step
+            if regions is None or any(r.intersects(t.box) for r in regions):
                 t.unseen_s += step
         return out
 
@@ -359,12 +365,14 @@ class PlateTracks:
 
     def expire(self, now: float) -> list[PassEnd]:
         """End passes unseen for ``pass_gap_s`` of detector time with motion at their place, or for
-        ``pass_gap_s`` when last seen at the frame edge (gone out of view), or ``STALE_S`` in all;
+        ``pass_gap_s`` when last seen at the frame edge (gone out of view), for ``pass_gap_s`` of
+        detector time when last seen driving (gone on), or ``STALE_S`` in all;
         returns the vehicle passes that ended unread."""
         self.statics.load(now)  # on the owning thread, before the first sighting
         gap = self.cfg.pass_gap_s
         gone = [t for t in self.tracks
-                if t.unseen_s > gap or (t.cut and now - t.last_seen > gap) or now - t.last_seen > STALE_S]
+                if t.unseen_s > gap or (t.cut and now - t.last_seen > gap) or (self._driving(t) and t.looked_s > gap)
+                or now - t.last_seen > STALE_S]
         if gone:
             self.tracks = [t for t in self.tracks if t not in gone]
             self._closing += [(now, t) for t in gone]
@@ -380,6 +388,12 @@ class PlateTracks:
                 ended.append(end)
         self._closing = keep
         return ended
+
+    @staticmethod
+    def _driving(t: Track) -> bool:
+        """It was moving when last seen: not found for ``pass_gap_s``, it has driven on (only a
+        plate that stood still may stay unseen for long, waiting where nothing moves)."""
+        return math.hypot(*t.velocity) > GONE_SPEED * max(1, t.box.width)
 
     def _unread(self, t: Track) -> PassEnd | None:
         """A vehicle (it moved, was large enough to read, more than a glimpse) whose pass ended

@@ -374,6 +374,8 @@ def test_a_read_car_found_again_where_it_waited_after_its_pass_ended_is_not_paid
 def test_a_pass_ages_only_while_there_is_motion_at_its_place():
     tracks = gate(pass_gap_s=2.0)
     approach(tracks, answer=CONFIDENT)
+    for i in range(3):  # it stops at the barrier
+        tracks.offer(*see(tracks.tracks[0].box, 0.8 + 0.1 * i))
     for i in range(50):  # 5 s of detector frames with motion elsewhere only
         tracks.offer_frame([], 1.0 + 0.1 * i, [Box(0, 0, 50, 50)])
     assert tracks.expire(6.0) == [] and len(tracks.tracks) == 1
@@ -510,3 +512,18 @@ def test_a_car_the_detector_missed_for_a_few_frames_is_found_further_on():
     # found again 2.2 plate widths on: no further than its speed could take it in that time
     assert tracks.offer(*see(stop.offset(int(2.2 * stop.width), 0), 1.3)) is None
     assert len(tracks.tracks) == 1 and tracks.counters["held_done"] >= 1
+
+
+def test_a_plate_last_seen_driving_has_gone_after_the_gap_even_where_nothing_moves():
+    tracks = gate(pass_gap_s=2.0)
+    leaving = [Box(230 + 2 * i, 300 - 12 * i, 290 - 2 * i, 315 - 12 * i) for i in range(8)]  # drives away
+    for i, b in enumerate(leaving):
+        c = tracks.offer(*see(b, 0.1 * i, "KX52 ODV"))
+        if c is not None:
+            tracks.answered(c, CONFIDENT)
+    for i in range(25):  # nothing moves any more: too small to find, gone
+        tracks.offer_frame([], 0.8 + 0.1 * i, regions=[])
+    tracks.expire(3.0)
+    assert tracks.tracks == []
+    # the next car's plate comes up where the first one vanished: a pass (and a read) of its own
+    assert tracks.offer(*see(leaving[-1].offset(0, -10), 6.0)) is not None
