@@ -1,4 +1,4 @@
-"""Extras for the synthetic scenes (agent/scene.py): vans with lettering, wall signs, and the looks
+"""Extras for the synthetic scenes (agent/tools/scene.py): vans with lettering, wall signs, and the looks
 of night (IR) and rain. Drawing only; the scene decides what goes where and when.
 """
 
