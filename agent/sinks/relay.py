@@ -339,7 +339,9 @@ class Gate:
                     self._notify(False)
             except Exception:  # one catch-all: keep the guaranteed-off loop alive
                 logger.exception("relay timer failed")
-                time.sleep(RETRY_OFF_S)
+                with self._cond:  # close() wakes it
+                    if not self._closed:
+                        self._cond.wait(RETRY_OFF_S)
 
     def _notify(self, on: bool) -> None:
         for listener in self._listeners:
