@@ -54,9 +54,10 @@ def test_real_timer_thread_forces_off_after_max_on_s(gates: list[Gate], caplog) 
     # max_on_s (0.3 s), not pulse_s (30 s); no lower bound: the pin's "on" timestamp comes after
     # the gate reads its clock, and a loaded machine can run other threads in between
     assert held < 2.0, held
+    # the thread logs after it has switched off and counted: wait for the line itself
+    wait_until(lambda: "forced off after max_on_s" in caplog.text, what="the forced-off log line")
     s = gate.stats()
     assert (s["state"], s["pulses"], s["forced_off"]) == ("off", 1, 1)
-    assert "forced off after max_on_s" in caplog.text
 
 
 class FailingOnPin(MockPin):
@@ -119,9 +120,10 @@ def test_serial_board_vanishing_mid_pulse_is_counted_and_switched_off_when_back(
         second.wait_for(0)  # the off the relay owed
         wait_until(lambda: not gate.is_on, what="the relay reported off")
         assert gate.stats()["state"] == "off"
-        # the owed off is logged as the end of the pulse, or as owed to a board that is back: which one
-        # depends on whether the retry or the idle check found the new board first
-        assert "relay off after" in caplog.text or "relay off: the board is back" in caplog.text
+        # the owed off is logged (after the state changed) as the end of the pulse, or as owed to a board
+        # that is back: which one depends on whether the retry or the idle check found the new board first
+        wait_until(lambda: "relay off after" in caplog.text or "relay off: the board is back" in caplog.text,
+                   what="the log line of the owed off")
         assert gate.pulse("gate") is True  # and it works again
         second.wait_for(1)
         second.wait_for(0, after=2)
