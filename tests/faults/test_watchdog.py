@@ -27,7 +27,7 @@ def test_wedged_pipeline_stops_the_pings_and_says_which(tmp_path: Path, notify, 
     wait_until(lambda: not watchdog.healthy() and watchdog.stalled() == ["pipeline-gate"],
                what="the stall noticed, and whose")
     assert pings.count(1.0) == 0
-    assert "pipeline-gate" in caplog.text
+    wait_until(lambda: "pipeline-gate" in caplog.text, what="the stalled thread named in the log")
     release.set()
     del agent.service.parts.camera("gate").pipeline.step
     wait_until(lambda: agent.service.watchdog.healthy(), what="turning again")
@@ -90,4 +90,4 @@ def test_dead_relay_thread_stops_the_pings_and_says_which(tmp_path: Path, notify
     assert agent.service.watchdog.stalled() == ["relay"]
     assert pin.state == 1  # still on: only a restart (off at start) can help, so the pings must stop
     assert pings.count(1.0) == 0
-    assert "threads stalled or dead: relay" in caplog.text
+    wait_until(lambda: "threads stalled or dead: relay" in caplog.text, what="the dead thread named in the log")
