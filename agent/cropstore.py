@@ -22,7 +22,7 @@ class CropStore:
         self.deleted = 0
 
     def save(self, name: str, jpeg: bytes) -> None:
-        """Write ``name`` (a ``.jpg``), then delete the oldest beyond the quota; raises OSError."""
+        """Delete the oldest crops beyond the quota, then write ``name`` (a ``.jpg``); raises OSError."""
         self.folder.mkdir(parents=True, exist_ok=True)
         if self._files < 0:
             self._prune(0)

@@ -32,8 +32,9 @@ def test_saved_crops_stay_under_the_file_quota_oldest_first(tmp_path: Path, clip
     agent = start_agent(cfg)
     store = agent.service.parts.camera("gate").pipeline._store
     assert store is not None
-    wait_until(lambda: store.deleted >= 2, timeout_s=20, what="two crops saved over a quota of one")
-    crops = sorted(p.name for p in folder.glob("*.jpg"))
+    # the store deletes before it writes: wait for a written crop, not only for the deletions
+    crops = wait_until(lambda: store.deleted >= 2 and (c := sorted(p.name for p in folder.glob("*.jpg")))
+                       and len(c) == 1 and c, timeout_s=20, what="two crops saved over a quota of one")
     assert len(crops) == 1 and crops[0] != old.name, crops
     assert not old.exists()  # the oldest went first
     assert (folder / "notes.txt").exists()
