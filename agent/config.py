@@ -380,6 +380,14 @@ def _check_command(obj: MqttConfig, p: str, errors: list[str]) -> None:
                           f"to the command topic) {why}")
 
 
+def hex_frame(text: str) -> bytes | None:
+    """A raw relay frame written as hex byte pairs, spaces allowed ("A0 01 01 A2"); None if it is not one."""
+    compact = text.replace(" ", "")
+    if not re.fullmatch(r"(?:[0-9A-Fa-f]{2})+", compact):
+        return None
+    return bytes.fromhex(compact)
+
+
 def _check_relay(obj: RelayConfig, p: str, errors: list[str]) -> None:
     if obj.type == "gpio" and not obj.pin:
         errors.append(f"{p}pin: required when type = \"gpio\"")
@@ -387,7 +395,7 @@ def _check_relay(obj: RelayConfig, p: str, errors: list[str]) -> None:
         errors.append(f"{p}port: required when type = \"serial\"")
     if obj.type == "serial" and obj.protocol == "raw":
         for key in ("on_bytes", "off_bytes"):
-            if not re.fullmatch(r"(?:[0-9A-Fa-f]{2})+", getattr(obj, key).replace(" ", "")):
+            if hex_frame(getattr(obj, key)) is None:
                 errors.append(f"{p}{key}: hex bytes required for protocol = \"raw\"")
     if obj.pulse_s > obj.max_on_s:
         errors.append(f"{p}pulse_s: must be <= max_on_s ({obj.max_on_s})")

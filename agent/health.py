@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STALL_S = 30.0  # a thread that has not turned for this long is wedged: the watchdog pings stop
-STATUS_HTTP = "status-http"
+STATUS_HTTP = "status-http"  # the status server's thread name (agent.status starts it, the watchdog here checks it)
 
 
 class Report:

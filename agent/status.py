@@ -23,6 +23,7 @@ from .boundedhttp import BoundedHTTPServer, is_loopback
 from .config import Config, StatusConfig, secret
 from .dbfile import MEMORY
 from .events import iso
+from .health import STATUS_HTTP
 from .web.http import HttpError, error_response, read_request
 
 if TYPE_CHECKING:
@@ -444,12 +445,12 @@ class StatusServer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Bind and serve on the ``status-http`` thread; raises OSError when the address is taken."""
+        """Bind and serve on the STATUS_HTTP thread; raises OSError when the address is taken."""
         handler = type("Handler", (_Handler,), {"board": self._board, "console": self._console})
         self._httpd = BoundedHTTPServer((self._cfg.bind, self._cfg.port), handler, workers=HTTP_WORKERS,
-                                        queued=HTTP_QUEUED, deadline_s=REQUEST_TIMEOUT_S, name="status-http")
+                                        queued=HTTP_QUEUED, deadline_s=REQUEST_TIMEOUT_S, name=STATUS_HTTP)
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="status-http", daemon=True)
+                                        name=STATUS_HTTP, daemon=True)
         self._thread.start()
         logger.info("status server listening address=%s port=%d", self._cfg.bind, self.port)
         if not is_loopback(self._cfg.bind):

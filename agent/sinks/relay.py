@@ -15,7 +15,7 @@ from typing import Any, Protocol, TextIO
 from collections.abc import Callable
 
 from ..backoff import backoff_s
-from ..config import RelayConfig
+from ..config import RelayConfig, hex_frame
 from ..errors import SinkError
 from ..events import iso
 from ..late import moves_gate
@@ -82,7 +82,10 @@ def frame(cfg: RelayConfig, on: bool) -> bytes:
         return bytes([0xA0, cfg.channel, state, (0xA0 + cfg.channel + state) & 0xFF])
     if cfg.protocol == "at":  # CP210x boards
         return f"AT+CH{cfg.channel}={1 if on else 0}\r\n".encode("ascii")
-    return bytes.fromhex((cfg.on_bytes if on else cfg.off_bytes).replace(" ", ""))
+    raw = hex_frame(cfg.on_bytes if on else cfg.off_bytes)
+    if raw is None:  # refused by the config check; a hand-built RelayConfig may still get here
+        raise SinkError(f"relay {'on' if on else 'off'}_bytes: hex bytes required for protocol = \"raw\"")
+    return raw
 
 
 class SerialRelay:
