@@ -17,56 +17,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import cv2
-import numpy as np
-
 from ..backoff import backoff_s
 from ..config import ReaderConfig
 from ..late import crop_too_late
 from ..types import PlateCrop, PlateRead
 from . import Answer, PlateReader
 from .errors import Forbidden, ReaderError, Throttled, TooLarge, Unavailable, error_kind
+from .limits import TokenBucket, shrink_jpeg
+from .pause import Pause
 from .outbox import Outbox, OutboxError
 
 logger = logging.getLogger(__name__)
 
 POLL_S = 0.1  # how often a long wait looks at the stop events
 MAX_THROTTLE_RETRIES = 5  # 429s in a row for one crop before it is parked
-
-
-class TokenBucket:
-    """At most ``rate_per_s`` takes per second, no bursts; 0 = unlimited.
-
-    Spaced 10% more than 1/rate: the server counts arrivals, and two uploads sent
-    exactly 1/rate apart can arrive closer than that.
-    """
-
-    def __init__(self, rate_per_s: float, clock: Callable[[], float], margin: float = 1.1) -> None:
-        self.interval = margin / rate_per_s if rate_per_s > 0 else 0.0
-        self._clock = clock
-        self._next = float("-inf")
-
-    def delay(self) -> float:
-        """Seconds until a take is allowed (0 = now)."""
-        return max(0.0, self._next - self._clock())
-
-    def take(self) -> None:
-        self._next = max(self._next, self._clock()) + self.interval
-
-    def hold(self, seconds: float) -> None:
-        """Nothing before ``seconds`` from now (the server's 429 hint)."""
-        self._next = max(self._next, self._clock() + seconds)
-
-
-def shrink_jpeg(jpeg: bytes, factor: float = 0.5, quality: int = 80) -> bytes | None:
-    """The same picture at ``factor`` of its size, re-encoded; None if it cannot be decoded."""
-    img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        return None
-    h, w = img.shape[:2]
-    small = cv2.resize(img, (max(1, int(w * factor)), max(1, int(h * factor))), interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return bytes(buf) if ok else None
 
 
 class ReadWorker:
@@ -100,16 +64,12 @@ class ReadWorker:
         self._thread: threading.Thread | None = None  # the one running run(), ours or the service's
         self._done = threading.Event()
         self._lock = threading.Lock()  # guards the counters below for stats() and submit()
-        self._paused: str = ""  # "" | "unavailable" | "forbidden"
-        self._resume_at = 0.0  # clock time of the next probe while paused
-        self._paused_since = 0.0
-        self._failures = 0
+        self._pause = Pause(cfg, clock, wall, self._backoff)
         self._next_usage = 0.0
         self._c: collections.Counter[str] = collections.Counter()
         self._errors: collections.Counter[str] = collections.Counter()
         self._parked: collections.Counter[str] = collections.Counter()
         self._dropped: collections.Counter[str] = collections.Counter()
-        self._forbidden_until: float | None = None  # wall time
         self._last_success: float | None = None
         self._last_error: str | None = None
         self._usage: dict[str, Any] | None = None
@@ -154,7 +114,7 @@ class ReadWorker:
                 pass
         with self._lock:
             return {
-                "state": self._paused or "ok",
+                "state": self._pause.state or "ok",
                 "alive": self._thread is None or self._thread.is_alive(),
                 "submitted": self._c["submitted"],
                 "queued": self._q.qsize(),
@@ -166,7 +126,7 @@ class ReadWorker:
                 "errors": dict(self._errors),
                 "parked": dict(self._parked),
                 "dropped": dict(self._dropped),
-                "forbidden_until": self._forbidden_until,
+                "forbidden_until": self._pause.forbidden_until,
                 "outbox": {
                     "depth": depth,
                     "oldest_age_s": oldest,
@@ -257,10 +217,10 @@ class ReadWorker:
     def _step(self) -> None:
         self._poll_usage()
         now = self._clock()
-        if self._paused:
-            self._park_queue(self._paused)
-            if now < self._resume_at:
-                self._halt.wait(min(POLL_S, self._resume_at - now))
+        if self._pause.state:
+            self._park_queue(self._pause.state)
+            if now < self._pause.resume_at:
+                self._halt.wait(min(POLL_S, self._pause.resume_at - now))
                 return
             head = self._head()
             crop = None if head is not None else self._next_fresh(POLL_S)
@@ -342,7 +302,7 @@ class ReadWorker:
 
     def _process_one(self, crop: PlateCrop, item_id: int | None) -> None:
         """Read one crop (fresh when ``item_id`` is None, else the outbox head) and act on the outcome."""
-        retries = self.cfg.retries if item_id is None and not self._paused else 0
+        retries = self.cfg.retries if item_id is None and not self._pause.state else 0
         orig = crop  # the pipeline knows its crops by identity; a 413 makes a smaller copy
         attempt = throttles = 0
         shrunk = False
@@ -371,14 +331,14 @@ class ReadWorker:
                         continue
                     self._drop(orig, item_id, "too_large")
                 elif isinstance(err, Forbidden):
-                    self._pause_forbidden(err)
+                    self._pause.forbidden(err)
                     self._park(orig, item_id, "forbidden")
                 elif isinstance(err, Unavailable):
                     if attempt < retries:
                         attempt += 1
                         if self._wait(self._backoff(attempt)):
                             continue
-                    self._pause_unavailable(err)
+                    self._pause.unavailable(err)
                     self._park(orig, item_id, "unavailable")
                 else:  # BadResponse, Rejected, a second 413: sending it again will not help
                     self._drop(orig, item_id, error_kind(err))
@@ -387,15 +347,7 @@ class ReadWorker:
             return
 
     def _succeed(self, crop: PlateCrop, item_id: int | None, reads: list[PlateRead]) -> None:
-        if self._paused:
-            logger.info(
-                "reader: service answers again after %.0f s (was %s)",
-                self._clock() - self._paused_since,
-                self._paused,
-            )
-            self._paused, self._failures = "", 0
-            with self._lock:
-                self._forbidden_until = None
+        self._pause.end()
         late = self._is_late(crop)
         with self._lock:
             self._c["crops_read"] += 1
@@ -464,32 +416,6 @@ class ReadWorker:
         else:
             logger.warning("reader: read failed: kind=%s %s", kind, err)
 
-    def _pause_unavailable(self, err: ReaderError) -> None:
-        self._failures += 1
-        delay = self._backoff(self._failures)
-        if not self._paused:
-            self._paused_since = self._clock()
-            logger.warning(
-                "reader: service unavailable (%s); parking crops in the outbox, retry in %.1f s",
-                err,
-                delay,
-            )
-        self._paused = "unavailable"
-        self._resume_at = self._clock() + delay
-
-    def _pause_forbidden(self, err: ReaderError) -> None:
-        period = self.cfg.forbidden_backoff_s
-        if self._paused != "forbidden":
-            self._paused_since = self._clock()
-        self._paused = "forbidden"
-        self._resume_at = self._clock() + period
-        with self._lock:
-            self._forbidden_until = self._wall() + period
-        # once per period: the next attempt is a single probe after the pause
-        logger.warning(
-            "reader: %s (wrong token or no credits); pausing uploads for %.0f s", err, period
-        )
-
     def _poll_usage(self) -> None:
         if self.cfg.usage_poll_s <= 0 or self._clock() < self._next_usage:
             return
@@ -520,4 +446,4 @@ class ReadWorker:
             )
 
 
-__all__ = ["ReadWorker", "TokenBucket", "shrink_jpeg"]
+__all__ = ["ReadWorker"]

@@ -14,7 +14,8 @@ import pytest
 
 from agent.read import CloudReader, SdkReader
 from agent.read.outbox import Outbox
-from agent.read.worker import ReadWorker, TokenBucket, shrink_jpeg
+from agent.read.limits import TokenBucket, shrink_jpeg
+from agent.read.worker import ReadWorker
 from agent.types import Box, PlateCrop, PlateRead
 from tests.clock import Clock
 from tests.fixtures_pr import PR_TOKEN
