@@ -16,7 +16,8 @@ import pytest
 
 from agent.config import StatusConfig, parse
 from agent.service import Service
-from agent.status import StatusBoard, metrics_text, scrub
+from agent.metrics import metrics_text
+from agent.status import StatusBoard, scrub
 from agent.types import Box, PlateRead
 from tests.sinks.test_webhook import Server as WebhookServer
 
