@@ -15,11 +15,12 @@ from pathlib import Path
 
 from . import config, redact
 from .errors import ConfigError
+from .tools import install
 
 logger = logging.getLogger("agent")
 
 EXIT_OK, EXIT_FAIL, EXIT_CONFIG = 0, 1, 2
-DEFAULT_CONFIG = "/etc/plate-agent/config.toml"
+DEFAULT_CONFIG = install.CONFIG  # where `plate-agent install` writes it
 
 
 def setup_logging(level: str) -> None:
