@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.plates import normalize as norm  # truths and answers compared in the agent's own normal form
 from agent.tools.scene import SceneSpec, VehicleTruth
 from tests.bench.clip import FrameLog
 from tests.bench.idle_cpu import tree_cpu_s
@@ -84,10 +85,6 @@ def parse_iso(s: str) -> float:
     s = s.rstrip("Z")
     fmt = "%Y-%m-%dT%H:%M:%S.%f" if "." in s else "%Y-%m-%dT%H:%M:%S"
     return dt.datetime.strptime(s, fmt).replace(tzinfo=dt.UTC).timestamp()
-
-
-def norm(plate: str) -> str:
-    return "".join(plate.split()).upper()
 
 
 def vehicle_at(truths: Sequence[VehicleTruth], frame: int | None) -> int | None:
