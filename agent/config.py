@@ -12,7 +12,6 @@ import os
 import re
 import ssl
 import tomllib
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -476,42 +475,6 @@ def load(path: str | os.PathLike[str]) -> Config:
     return dataclasses.replace(cfg, warnings=cfg.warnings + tuple(warnings))
 
 
-# ---------------------------------------------------------------- secrets
-
-
-def secret(name: str, environ: typing.Mapping[str, str] | None = None) -> str | None:
-    """A secret from the environment (``NAME``) or a systemd credential file.
-
-    The credential may be named ``NAME`` or ``name`` in ``$CREDENTIALS_DIRECTORY``. Values are
-    stripped of surrounding whitespace; an empty value counts as unset. Never log the result.
-    """
-    env = os.environ if environ is None else environ
-    value = env.get(name, "").strip()
-    if value:
-        return value
-    cred_dir = env.get("CREDENTIALS_DIRECTORY", "")
-    if cred_dir:
-        for fname in (name, name.lower()):
-            try:
-                value = (Path(cred_dir) / fname).read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError):
-                continue
-            if value:
-                return value
-    return None
-
-
-def state_dir(cfg: StorageConfig, environ: typing.Mapping[str, str] | None = None) -> Path:
-    """Where durable state (outboxes) lives: config, then systemd's StateDirectory, then ~."""
-    env = os.environ if environ is None else environ
-    if cfg.state_dir:
-        return Path(cfg.state_dir)
-    if env.get("STATE_DIRECTORY"):
-        return Path(env["STATE_DIRECTORY"].split(":")[0])
-    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "plate-agent"
-
-
 __all__ = [
     "CameraConfig",
     "ClockConfig",
@@ -535,6 +498,4 @@ __all__ = [
     "check_files",
     "load",
     "parse",
-    "secret",
-    "state_dir",
 ]

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .config import Config, RelayConfig, StorageConfig, state_dir
+from .config import Config, RelayConfig, StorageConfig
+from .environ import state_dir
 from .errors import AgentError
 from .schema import build
 

@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 
 from . import redact
 from .boundedhttp import BoundedHTTPServer, is_loopback
-from .config import Config, StatusConfig, secret
+from .config import Config, StatusConfig
+from .environ import secret
 from .dbfile import MEMORY
 from .events import iso
 from .health import STATUS_HTTP

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .sources import Capture
-from .config import Config, state_dir
+from .config import Config
+from .environ import state_dir
 from .crop import Cropper
 from .decide import Decider
 from .detect import CameraDetector, SharedDetectors, create_shared

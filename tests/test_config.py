@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import config
+from agent import config, environ
 from agent.__main__ import main
 from agent.errors import ConfigError
 
@@ -164,12 +164,12 @@ def test_missing_and_binary_files_are_config_errors(tmp_path):
 
 
 def test_secrets_come_from_env_or_credentials(tmp_path):
-    assert config.secret("PLATE_RECOGNIZER_TOKEN", {"PLATE_RECOGNIZER_TOKEN": " abc \n"}) == "abc"
+    assert environ.secret("PLATE_RECOGNIZER_TOKEN", {"PLATE_RECOGNIZER_TOKEN": " abc \n"}) == "abc"
     (tmp_path / "plate_recognizer_token").write_text("from-cred\n")
     env = {"CREDENTIALS_DIRECTORY": str(tmp_path)}
-    assert config.secret("PLATE_RECOGNIZER_TOKEN", env) == "from-cred"
-    assert config.secret("MQTT_PASSWORD", env) is None
-    assert config.secret("MQTT_PASSWORD", {"MQTT_PASSWORD": ""}) is None
+    assert environ.secret("PLATE_RECOGNIZER_TOKEN", env) == "from-cred"
+    assert environ.secret("MQTT_PASSWORD", env) is None
+    assert environ.secret("MQTT_PASSWORD", {"MQTT_PASSWORD": ""}) is None
 
 
 def test_secrets_cannot_be_set_in_the_file(tmp_path):
@@ -180,9 +180,9 @@ def test_secrets_cannot_be_set_in_the_file(tmp_path):
 
 
 def test_state_dir_precedence(tmp_path):
-    assert config.state_dir(config.StorageConfig(state_dir="/x")) == Path("/x")
-    assert config.state_dir(config.StorageConfig(), {"STATE_DIRECTORY": "/var/lib/p:/other"}) == Path("/var/lib/p")
-    assert config.state_dir(config.StorageConfig(), {"XDG_STATE_HOME": str(tmp_path)}) == tmp_path / "plate-agent"
+    assert environ.state_dir(config.StorageConfig(state_dir="/x")) == Path("/x")
+    assert environ.state_dir(config.StorageConfig(), {"STATE_DIRECTORY": "/var/lib/p:/other"}) == Path("/var/lib/p")
+    assert environ.state_dir(config.StorageConfig(), {"XDG_STATE_HOME": str(tmp_path)}) == tmp_path / "plate-agent"
 
 
 def test_moved_keys_still_load_with_a_warning_naming_the_new_key(tmp_path, caplog):

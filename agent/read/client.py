@@ -17,7 +17,8 @@ from typing import Any
 import requests
 
 from .. import httpdeadline, redact
-from ..config import ReaderConfig, secret
+from ..config import ReaderConfig
+from ..environ import secret
 from ..errors import ConfigError
 from ..types import PlateCrop, PlateRead
 from .errors import (

@@ -15,7 +15,8 @@ from typing import Any
 
 from .. import outbox as store
 from .. import timebase
-from ..config import StorageConfig, state_dir
+from ..config import StorageConfig
+from ..environ import state_dir
 from ..late import carried_mono
 from ..outbox import OutboxError
 from ..types import Box, Detection, PlateCrop

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from ..backoff import backoff_s
-from ..config import MqttConfig, StorageConfig, secret
+from ..config import MqttConfig, StorageConfig
+from ..environ import secret
 from ..errors import SinkError
 from ..events import decision_payload
 from ..lograte import RateLimitedLog

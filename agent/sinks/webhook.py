@@ -18,7 +18,8 @@ from collections.abc import Callable, Mapping
 
 from .. import httpdeadline, redact
 from ..backoff import backoff_s
-from ..config import WebhookConfig, secret
+from ..config import WebhookConfig
+from ..environ import secret
 from ..errors import SinkError
 from ..events import decision_payload, iso, read_payload
 from ..types import Decision

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .. import config
+from .. import config, environ
 from ..events import JsonLinesSink
 from .scene import SceneSpec, write_clip
 
@@ -45,7 +45,7 @@ def run_demo(out: Path) -> int:
     clip = out / "demo.mp4"
     print(f"demo: drawing a {len(DEMO_PLATES)}-car clip into {clip}", file=sys.stderr)
     write_clip(SceneSpec(plates=DEMO_PLATES, clock_overlay=True, noise_sigma=2.0), clip)
-    if config.secret("PLATE_RECOGNIZER_TOKEN"):
+    if environ.secret("PLATE_RECOGNIZER_TOKEN"):
         reader = "cloud"
         print("demo: PLATE_RECOGNIZER_TOKEN is set: plates are read by the Plate Recognizer cloud "
               "(each crop sent is billed)", file=sys.stderr)

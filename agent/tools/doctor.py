@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..config import Config, state_dir
+from ..config import Config
+from ..environ import state_dir
 from .install import CREDENTIALS, STATE_DIR
 from .doctor_parts import Verdict, check_camera, check_detector, check_mqtt, check_reader, check_relay
 from ..timebase import system_clock_source

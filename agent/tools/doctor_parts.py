@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 
 from .. import redact
-from ..config import CameraConfig, Config, secret
+from ..config import CameraConfig, Config
+from ..environ import secret
 from ..errors import AgentError
 from .scene import draw_car
 from ..types import Box, Detection, Image, PlateCrop

@@ -18,7 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ..boundedhttp import is_loopback
-from ..config import ConsoleConfig, secret
+from ..config import ConsoleConfig
+from ..environ import secret
 from .http import HttpError, Request
 
 logger = logging.getLogger(__name__)
