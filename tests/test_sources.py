@@ -531,3 +531,43 @@ def test_a_hardware_decoder_that_opens_is_used(clip: Path, monkeypatch: pytest.M
     src = OpenCVSource(camera(source="rtsp://cam.invalid/stream", decoder="nvdec"), opener=opener)
     src.open()
     assert src.decoder == "nvdec" and asked == ["rtsp_transport;tcp|video_codec;h264_cuvid"]
+
+
+def _task_names() -> list[str]:
+    return [Path(f"/proc/self/task/{t}/comm").read_text().strip() for t in os.listdir("/proc/self/task")]
+
+
+def test_a_file_decodes_on_one_ffmpeg_thread(tmp_path: Path) -> None:
+    """FFmpeg's default is a decoder thread per core, each with its own frame buffers (MPEG-4 here:
+    its decoder has frame threads, as H.264's has; MJPEG's has none)."""
+    from agent.sources import opencv
+
+    path = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 20.0, (160, 120))
+    assert writer.isOpened()
+    for i in range(5):
+        writer.write(np.full((120, 160, 3), 40 * i, np.uint8))
+    writer.release()
+    src = OpenCVSource(camera(source=str(path)))
+    src.open()
+    try:
+        assert src.read() is not None
+        assert src._cap.get(cv2.CAP_PROP_N_THREADS) == opencv.DECODER_THREADS == 1
+        if os.path.isdir("/proc/self/task"):  # FFmpeg names its frame threads av:<codec>:df<n>
+            assert not [n for n in _task_names() if n.startswith("av:")]
+    finally:
+        src.close()
+
+
+def test_a_stream_is_opened_with_one_decoder_thread() -> None:
+    asked: list[tuple[Any, ...]] = []
+
+    def opener(*args: Any) -> Any:
+        asked.append(args)
+        return _Opened()
+
+    OpenCVSource(camera(source="rtsp://cam.invalid/stream"), opener=opener).open()
+    OpenCVSource(camera(source="http://cam.invalid/stream.mjpg"), opener=opener).open()
+    for _, backend, params in asked:
+        assert backend == cv2.CAP_FFMPEG
+        assert dict(zip(params[::2], params[1::2]))[cv2.CAP_PROP_N_THREADS] == 1

@@ -29,6 +29,10 @@ _FALLBACK_FPS = 25.0  # pace for a file whose container does not say its rate
 # and fails the open when its FFmpeg build lacks it
 HW_DECODERS = {"v4l2m2m": "h264_v4l2m2m", "nvdec": "h264_cuvid"}
 _absent: set[str] = set()  # hardware decoders that failed to open once: not tried again
+# FFmpeg's software decoder threads per camera (its default is a frame thread per core, each with
+# its own copy of the decoder's buffers): one decodes 720p15 at the same CPU, a frame sooner, and
+# saves ~5 MB and three threads per camera (BENCHMARKS.md "Memory with four cameras")
+DECODER_THREADS = 1
 
 
 class EndOfStream(SourceError):
@@ -218,6 +222,7 @@ class OpenCVSource:
         params = [
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.cfg.open_timeout_s * 1000),
             cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.cfg.read_timeout_s * 1000),
+            cv2.CAP_PROP_N_THREADS, DECODER_THREADS,
         ]  # fmt: skip
         rtsp = self.cfg.source.lower().startswith(("rtsp://", "rtsps://"))
         if not rtsp and not codec:
@@ -269,9 +274,10 @@ class OpenCVSource:
         path = self.cfg.source[len("file://") :] if self.cfg.source.startswith("file://") else self.cfg.source
         if not Path(path).is_file():
             raise SourceError(f"file {self.name}: not found")
+        params = [cv2.CAP_PROP_N_THREADS, DECODER_THREADS]
         if codec:
-            return self._with_options(path, [], None, codec)
-        return self._opener(path, cv2.CAP_FFMPEG)
+            return self._with_options(path, params, None, codec)
+        return self._opener(path, cv2.CAP_FFMPEG, params)
 
     def _open_failure(self) -> str:
         if self.kind == "rtsp":
