@@ -12,7 +12,10 @@ gate (README "Which crops are paid for"):
 - a static object stays at its place while what is seen there does not look like it (a car passing
   in front of it, merged with it): it is not dragged along after the passing car;
 - no waiting for a better crop: the first whole, sharp crop goes at once, and an empty or unsure
-  answer frees the next one at once, unless it shows the same view again;
+  answer frees the next one at once, unless it shows the same view again (``views``: after an empty
+  answer, a box of the same size and shape carried along with the vehicle is the same view);
+- one vehicle, one plate: a detection that moves with another pass is part of that vehicle, not
+  paid for while the other is read or being read, and no ``unread`` event (``companions``);
 - direction: each pass knows whether its plate approaches (grows) or leaves (shrinks); with
   ``pay_for = "approaching"`` a leaving vehicle is not paid for.
 """
@@ -26,17 +29,13 @@ from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from .companions import Companions
 from .config import UploadConfig
+from .direction import direction_of
 from .statics import Look, StaticObject, StaticObjects, look_diff
 from .types import APPROACHING, LEAVING, UNKNOWN, Box, PassEnd, PlateCrop
+from .views import View, same_shape, seen_before, shape
 
-# direction from the plate width over time (log scale: the same for near and far plates)
-DIRECTION_WINDOW_S = 1.5  # the recent sightings the trend is fitted on
-DIRECTION_MIN_SAMPLES = 3
-DIRECTION_MIN_SPAN_S = 0.2
-DIRECTION_MIN_RATE = 0.15  # |d ln(width)/dt| per second; detector jitter on a still plate stays below
-DIRECTION_MIN_CHANGE = 0.08  # and the fitted change over the window: 8% of the width
-SAME_VIEW_IOU = 0.6  # an answered crop's box this close, with the same look: the same view
 MATCH_REACH = 1.5  # plate widths a plate may move between two sightings of one pass
 MATCH_SPEED = 6.0  # ... or this many widths a second between two detector frames (a loaded machine)
 MATCH_REACH_MAX = 3.0  # but never further: another car arriving where one has gone is another pass
@@ -49,8 +48,6 @@ UNREAD_MIN_SIGHTINGS = 3  # fewer readable sightings: a glimpse or a false detec
 CLOSING_MAX_S = 60.0  # a pass that ended with a read in flight waits this long for the answer
 MISSED_MAX_S = 1.0  # a moving plate the detector missed this long may be found as far as its speed took it
 GONE_SPEED = 0.5  # plate widths a second: a plate moving this fast when last seen was driving, not waiting
-SHAPE_MAX_CHANGE = 1.25  # width/height ratio between two whole sightings of a steady plate (a plate
-# scales as it comes closer, keeping its shape; one pixel of jitter on a 12 px high box is 8%)
 
 # answers fed back to the gate
 CONFIDENT, UNSURE, EMPTY, FAILED = "confident", "unsure", "empty", "failed"
@@ -83,7 +80,7 @@ class Track:
     best_uploaded: float = 0.0  # quality of the best crop sent so far
     done: bool = False  # a confident read came back (or an earlier read of its static object)
     text: bool = False  # some answer carried plate text
-    views: list[tuple[Box, Look]] = field(default_factory=list)  # answered without a confident read
+    views: list[View] = field(default_factory=list)  # answered without a confident read
     first_crop_at: float | None = None  # first sighting large enough to read
     held_since: float | None = None  # first crop held back as cut or blurred
     static: StaticObject | None = None
@@ -98,25 +95,6 @@ class Track:
     velocity: tuple[float, float] = (0.0, 0.0)  # of its box centre, pixels a second
     shape: float = 0.0  # width/height of its last whole sighting (0: none yet)
     steady: bool = False  # its box keeps its shape (see ``_observe``)
-
-
-def direction_of(samples: Sequence[tuple[float, int]], now: float) -> str:
-    """approaching (the plate grows), leaving (it shrinks) or unknown, from (time, width) samples."""
-    pts = [(t, math.log(max(1, w))) for t, w in samples if now - t <= DIRECTION_WINDOW_S]
-    if len(pts) < DIRECTION_MIN_SAMPLES:
-        return UNKNOWN
-    span = pts[-1][0] - pts[0][0]
-    if span < DIRECTION_MIN_SPAN_S:
-        return UNKNOWN
-    mt = sum(t for t, _ in pts) / len(pts)
-    mv = sum(v for _, v in pts) / len(pts)
-    var = sum((t - mt) ** 2 for t, _ in pts)
-    slope = sum((t - mt) * (v - mv) for t, v in pts) / var if var > 0 else 0.0
-    if slope >= DIRECTION_MIN_RATE and slope * span >= DIRECTION_MIN_CHANGE:
-        return APPROACHING
-    if slope <= -DIRECTION_MIN_RATE and -slope * span >= DIRECTION_MIN_CHANGE:
-        return LEAVING
-    return UNKNOWN
 
 
 def _shifted(anchor: Box, box: Box, tolerance: float, grow: bool = True) -> bool:
@@ -173,6 +151,7 @@ class PlateTracks:
         self._in_flight: dict[tuple[int, int], tuple[Track, Look]] = {}  # (track id, frame seq) -> track, look sent
         self._closing: list[tuple[float, Track]] = []  # ended with a read in flight
         self._last_look: float | None = None  # the previous frame the detector ran on
+        self.companions = Companions()  # passes that are one vehicle
 
     # ------------------------------------------------------------ sightings
 
@@ -184,6 +163,7 @@ class PlateTracks:
         now = max((s.at for _, s in items), default=self._last_look or 0.0) if now is None else now
         out = []
         tracks = self._assign([s for _, s in items])
+        self.companions.observe([(t, s.box) for t, (_, s) in zip(tracks, items, strict=True)], regions)
         for (crop, s), track in zip(items, tracks, strict=True):
             sent = self._offer(track, crop, s)
             if sent is not None:
@@ -266,13 +246,13 @@ class PlateTracks:
             track.readable += 1
             track.first_crop_at = now if track.first_crop_at is None else track.first_crop_at
         if s.whole:  # a cut box's width says nothing about distance
-            shape = s.box.width / max(1, s.box.height)
+            now_shape = shape(s.box)
             if track.shape:  # the same shape as its last whole sighting: not being revealed or hidden
-                track.steady = max(shape, track.shape) <= SHAPE_MAX_CHANGE * min(shape, track.shape)
+                track.steady = same_shape(now_shape, track.shape)
             else:  # its first whole sighting: steady after it came in cut at the frame edge, not
                 # when it appeared mid-frame from nowhere (from behind something)
                 track.steady = track.sightings > 0
-            track.shape = shape
+            track.shape = now_shape
             track.widths.append((now, s.box.width))
             d = direction_of(track.widths, now)
             track.direction = d if d != UNKNOWN else track.direction
@@ -311,6 +291,9 @@ class PlateTracks:
             return "done"
         if track.in_flight:
             return "in_flight"
+        if self.companions.busy_beside(track) or (self.companions.undecided(track)
+                                                  and now - track.first_seen < cfg.whole_wait_s):
+            return "companion"  # one vehicle, one read: its plate is read, or being read, in another pass
         if track.uploads >= cfg.max_uploads_per_pass:
             return "max_uploads"
         if not track.moved:
@@ -331,10 +314,8 @@ class PlateTracks:
         waited = now - (track.first_crop_at if track.first_crop_at is not None else now)
         if track.direction == UNKNOWN and waited < cfg.direction_wait_s:
             return "direction"
-        for box, look in track.views:
-            if (box.iou(s.box) >= SAME_VIEW_IOU and look_diff(look, s.look) <= cfg.look_max_diff
-                    and crop.quality < track.best_uploaded * cfg.min_quality_gain):
-                return "same_view"
+        if seen_before(track.views, s.box, s.look, crop.sharpness, crop.quality, track.best_uploaded, now, cfg):
+            return "same_view"
         return ""
 
     def _behind(self, track: Track, s: Sighting) -> bool:
@@ -358,7 +339,7 @@ class PlateTracks:
             track.done = track.text = True
         elif outcome in (UNSURE, EMPTY):
             track.text = track.text or outcome == UNSURE
-            track.views.append((crop.detection.box, look))
+            track.views.append(View(crop.detection.box, look, crop.sharpness, crop.mono_time, outcome == EMPTY))
             if outcome == EMPTY and not track.moved and track.static is None:
                 # the reader found no plate on something that has not moved: not a plate
                 track.static = self.statics.add(crop.detection.box, look, "not_a_plate", track.last_seen)
@@ -384,6 +365,7 @@ class PlateTracks:
                 continue
             self._in_flight = {k: v for k, v in self._in_flight.items() if v[0] is not t}
             end = self._unread(t)
+            self.companions.forget(t)
             if end is not None:
                 ended.append(end)
         self._closing = keep
@@ -399,6 +381,9 @@ class PlateTracks:
         """A vehicle (it moved, was large enough to read, more than a glimpse) whose pass ended
         with no plate text."""
         if t.text or t.done or not t.moved or t.last_crop is None or t.readable < UNREAD_MIN_SIGHTINGS:
+            return None
+        if self.companions.read_beside(t):
+            self.counters["unread_companion"] += 1  # part of a vehicle read in another pass: it has its event
             return None
         if t.uploads:
             why = f"no plate read in {t.uploads} upload(s)"
