@@ -120,7 +120,8 @@ class UploadConfig:
     max_uploads_per_pass: int = opt(2, lo=1, hi=20)
     min_quality_gain: float = opt(1.25, lo=1.0, hi=100.0)  # the same view again: this much better
     pass_gap_s: float = opt(2.0, gt=0.0, hi=600.0)  # unseen this long: the next sighting is a new pass
-    whole_wait_s: float = opt(1.0, lo=0.0, hi=60.0)  # a cut or blurred plate waits this long for a good one
+    whole_wait_s: float = opt(1.0, lo=0.0, hi=60.0)  # a cut or blurred plate (or, after an empty answer,
+    # the same view again) waits this long for a good one
     edge_margin_px: int = opt(8, lo=0, hi=200)  # a box this close to the frame edge is cut
     min_sharpness: float = opt(25.0, lo=0.0, hi=100_000.0)  # variance of the Laplacian of the plate
     static_after_s: float = opt(2.0, gt=0.0, hi=3600.0)  # a plate still this long is a static object

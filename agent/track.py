@@ -34,7 +34,7 @@ from .config import UploadConfig
 from .direction import direction_of
 from .statics import Look, StaticObject, StaticObjects, look_diff
 from .types import APPROACHING, LEAVING, UNKNOWN, Box, PassEnd, PlateCrop
-from .views import View, same_shape, seen_before, shape
+from .views import View, same_shape, seen_before, shape, spent_elsewhere
 
 MATCH_REACH = 1.5  # plate widths a plate may move between two sightings of one pass
 MATCH_SPEED = 6.0  # ... or this many widths a second between two detector frames (a loaded machine)
@@ -294,7 +294,7 @@ class PlateTracks:
         if self.companions.busy_beside(track) or (self.companions.undecided(track)
                                                   and now - track.first_seen < cfg.whole_wait_s):
             return "companion"  # one vehicle, one read: its plate is read, or being read, in another pass
-        if track.uploads >= cfg.max_uploads_per_pass:
+        if track.uploads - (spent_elsewhere(track.views, s.box) if s.whole else 0) >= cfg.max_uploads_per_pass:
             return "max_uploads"
         if not track.moved:
             if not s.moving:

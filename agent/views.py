@@ -8,6 +8,9 @@ paid for twice.
   grille), shows it again: it waits up to ``whole_wait_s`` for something new. A wider or sharper
   crop (``min_quality_gain``), or one of another shape (more of a plate revealed, or another
   detection taken for this pass), goes at once.
+- An empty answer on a box of another shape than the one now seen was about something else (a
+  grille taken for a plate as the car came in, then the plate itself in view): it does not use up
+  the plate's own ``max_uploads_per_pass`` tries (one such per pass).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from .config import UploadConfig
 from .statics import Look, look_diff
 from .types import Box
 
+OTHER_VIEWS_FREE = 1  # empty answers on a box of another shape that do not use up a pass's tries
 SAME_VIEW_IOU = 0.6  # an answered crop's box this close, with the same look: the same view
 SHAPE_MAX_CHANGE = 1.25  # width/height ratio between two whole sightings of one steady plate (a plate
 # scales as it comes closer, keeping its shape; one pixel of jitter on a 12 px high box is 8%)
@@ -56,3 +60,10 @@ def seen_before(views: Sequence[View], box: Box, look: Look, sharpness: float, q
                 and sharpness < gain * v.sharpness and same_shape(shape(box), shape(v.box)):
             return True
     return False
+
+
+def spent_elsewhere(views: Sequence[View], box: Box) -> int:
+    """Uploads of this pass that were about something else than the whole ``box`` now seen: empty
+    answers on a box of another shape (at most ``OTHER_VIEWS_FREE``)."""
+    other = sum(1 for v in views if v.empty and not same_shape(shape(v.box), shape(box)))
+    return min(OTHER_VIEWS_FREE, other)
