@@ -8,7 +8,10 @@ next, inside one motion region) for ``COMPANION_FRAMES`` frames in a row are one
 of them is read, or has a read in flight, the other is not paid for, and a pass that ends unread
 beside a read companion gives no ``unread`` event of its own. A shared frame where they part
 undoes it. A new pass that comes up close to a pass being read, or read, waits (up to
-``whole_wait_s``) until the two have either moved together or parted.
+``whole_wait_s``) until the two have either moved together or parted. And when the detector
+loses one box of a moving vehicle that got no plate text and, in the same frame, finds a new one
+beside it whose first step goes the same way (a grille seen as the car came in, then its plate),
+the two are one vehicle too.
 
 Two vehicles are not companions: side by side their plates are several plate widths apart (two
 plates within two widths would be two cars touching), and a car behind another is at another
@@ -28,6 +31,8 @@ COMPANION_FRAMES = 3  # shared frames in a row moving together before two passes
 MIN_STEP = 0.1  # widths of the narrower box a step must move to tell motion from detector jitter
 STEP_MATCH = 0.25  # the offset between them may drift by this share of the way they went ...
 STEP_JITTER = 0.05  # ... or by this many widths of the narrower box (detector jitter)
+HANDOFF_MAX_S = 0.3  # a box lost this recently (a detector frame or two) may hand its vehicle on
+SAME_WAY = 0.8  # cosine between the new box's first step and the lost box's velocity: the same way
 SCALE_MATCH = 0.1  # |difference of ln(width change)|: both boxes grow or shrink alike
 
 
@@ -37,6 +42,8 @@ class Pass(Protocol):
     id: int
     box: Box  # its last sighting
     last_seen: float
+    velocity: tuple[float, float]  # of its box centre, pixels a second
+    moved: bool
     sightings: int
     done: bool
     text: bool
@@ -81,11 +88,15 @@ class Companions:
         self._mates: dict[int, list[Pass]] = {}  # pass id -> its companions
         self._parted: set[tuple[int, int]] = set()  # pairs seen moving apart since they last moved together
         self._near: dict[int, list[Pass]] = {}  # pass id -> passes close to it in the latest frame
+        self._heirs: dict[int, list[Pass]] = {}  # new pass id -> lost passes it may carry on
 
-    def observe(self, seen: Sequence[tuple[Pass, Box]], regions: Sequence[Box] | None) -> None:
-        """The passes seen in one detector frame with their new boxes, before the passes take them.
-        A pair's run of shared frames starts where they were first seen together moving; each
-        frame is checked against that start, so a slow drift apart adds up and shows."""
+    def observe(self, seen: Sequence[tuple[Pass, Box]], regions: Sequence[Box] | None,
+                lost: Sequence[Pass] = (), now: float = 0.0) -> None:
+        """The passes seen in one detector frame (at ``now``) with their new boxes, before the passes
+        take them, and the passes not seen in it. A pair's run of shared frames starts where they
+        were first seen together moving; each frame is checked against that start, so a slow drift
+        apart adds up and shows."""
+        self._hand_off(seen, lost, now)
         self._near = {}
         for i, (a, a_now) in enumerate(seen):
             for b, b_now in seen[i + 1:]:
@@ -112,6 +123,24 @@ class Companions:
                     self._unlink(a, b)
                     self._parted.add(key)
 
+    def _hand_off(self, seen: Sequence[tuple[Pass, Box]], lost: Sequence[Pass], now: float) -> None:
+        """A new pass found beside a moving pass lost just now, with no plate text, carries its vehicle
+        on once its first step goes the same way."""
+        for a, a_now in seen:
+            if not a.sightings:
+                heirs = [b for b in lost if not (b.done or b.text) and b.moved and now - b.last_seen <= HANDOFF_MAX_S
+                         and any(b.velocity) and near(a_now, b.box)]
+                if heirs:
+                    self._heirs[a.id] = heirs
+            elif a.id in self._heirs:
+                (sx, sy) = _step(a.box, a_now)
+                if math.hypot(sx, sy) < MIN_STEP * max(1, a_now.width):
+                    continue  # standing: wait for a step that tells
+                for b in self._heirs.pop(a.id):
+                    vx, vy = b.velocity
+                    if (sx * vx + sy * vy) >= SAME_WAY * math.hypot(sx, sy) * math.hypot(vx, vy):
+                        self._link(a, b)
+
     def of(self, p: Pass) -> list[Pass]:
         return self._mates.get(p.id, [])
 
@@ -134,6 +163,7 @@ class Companions:
         self._mates.pop(p.id, None)
         self._runs = {k: v for k, v in self._runs.items() if p.id not in k}
         self._parted = {k for k in self._parted if p.id not in k}
+        self._heirs.pop(p.id, None)
 
     def _link(self, a: Pass, b: Pass) -> None:
         for x, y in ((a, b), (b, a)):

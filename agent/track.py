@@ -163,7 +163,8 @@ class PlateTracks:
         now = max((s.at for _, s in items), default=self._last_look or 0.0) if now is None else now
         out = []
         tracks = self._assign([s for _, s in items])
-        self.companions.observe([(t, s.box) for t, (_, s) in zip(tracks, items, strict=True)], regions)
+        lost = [t for t in self.tracks if t not in tracks and t.last_seen < now]
+        self.companions.observe([(t, s.box) for t, (_, s) in zip(tracks, items, strict=True)], regions, lost, now)
         for (crop, s), track in zip(items, tracks, strict=True):
             sent = self._offer(track, crop, s)
             if sent is not None:

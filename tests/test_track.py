@@ -537,7 +537,7 @@ def test_after_an_empty_answer_the_same_thing_carried_along_is_not_paid_again():
     # a grille taken for a plate as the car comes into view: empty; the car drives on and the same
     # box (same size and shape) comes along with it, each time at a new place: not paid again
     tracks = gate(whole_wait_s=1.0)
-    grille = Box(400, 600, 496, 648)
+    grille = Box(400, 250, 496, 298)
     c = tracks.offer(*see(grille, 0.0, "GRILLE"))
     assert c is not None
     tracks.answered(c, EMPTY)
@@ -546,15 +546,15 @@ def test_after_an_empty_answer_the_same_thing_carried_along_is_not_paid_again():
     assert tracks.counters["held_same_view"] == 3
     # then the plate comes into view below it, taken for the same pass: not wider, but of another
     # shape, so something new to read
-    plate = tracks.offer(*see(Box(465, 608, 575, 632), 0.52))
+    plate = tracks.offer(*see(Box(465, 258, 575, 282), 0.52))
     assert plate is not None and plate.track_id == c.track_id
     # the plate's own first read is empty too (glare): the grille's empty answer was about something
     # else, so the plate still has its second try (max_uploads_per_pass = 2), after the same-view wait
     tracks.answered(plate, EMPTY)
-    again = tracks.offer(*see(Box(470, 560, 580, 584), 1.6))
+    again = tracks.offer(*see(Box(470, 210, 580, 234), 1.6))
     assert again is not None and tracks.counters["held_max_uploads"] == 0
     tracks.answered(again, EMPTY)
-    assert tracks.offer(*see(Box(470, 540, 580, 564), 2.7)) is None and tracks.counters["held_max_uploads"] == 1
+    assert tracks.offer(*see(Box(470, 190, 580, 214), 2.7)) is None and tracks.counters["held_max_uploads"] == 1
 
 
 def test_after_an_empty_answer_the_same_view_is_tried_again_after_whole_wait_s():
@@ -631,3 +631,29 @@ def test_a_car_close_behind_another_is_read():
               ("KX52 ODV", lambda i: _plate(i, x=380, w0=70, dy=5, grow=1).offset(0, -140) if i else None)]
     sent = _lockstep(tracks, 10, behind, {"AB12 CDE": CONFIDENT, "KX52 ODV": CONFIDENT})
     assert sent == ["AB12 CDE", "KX52 ODV"]
+
+
+def _grille_then_plate(dx: int, dy: int) -> tuple[PlateTracks, list]:
+    """A grille moving up, taken for a plate (empty), lost as the plate comes into view beside it;
+    the plate then moves (``dx``, ``dy``) px a frame. Returns the gate and the passes that ended unread."""
+    tracks = gate()
+    for i in range(4):
+        c = tracks.offer(*see(Box(400, 250 - 30 * i, 496, 298 - 30 * i), 0.1 * i, "GRILLE"))
+        if c is not None:
+            tracks.answered(c, EMPTY)
+    plate = Box(415, 300, 615, 340)  # in the next frame the grille is lost, the plate found below it
+    for i in range(6):
+        c = tracks.offer(*see(plate.offset(dx * i, dy * i), round(0.4 + 0.1 * i, 1)))
+        if c is not None:
+            tracks.answered(c, CONFIDENT)
+    return tracks, gone(tracks, 5.0)
+
+
+def test_a_box_lost_as_a_plate_is_found_beside_it_going_the_same_way_hands_on_its_vehicle():
+    tracks, ended = _grille_then_plate(0, -25)  # up, as the grille went
+    assert ended == [] and tracks.counters["unread_companion"] == 1  # one vehicle, its one event: the read
+
+
+def test_a_plate_found_beside_a_lost_box_going_another_way_is_another_vehicle():
+    tracks, ended = _grille_then_plate(-25, 0)  # sideways
+    assert len(ended) == 1 and ended[0].why.startswith("no plate read")
