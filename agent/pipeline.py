@@ -134,6 +134,9 @@ class CameraPipeline:
         moved = self.motion.update(frame.image, now)
         self._moving = moved.active
         if not moved.active:
+            # nothing moves anywhere: a frame looked at without a sighting (a pass last seen
+            # driving has gone on; one standing where nothing moves stays)
+            self.tracks.offer_frame([], now, ())
             if self.live is not None:
                 self.live(frame, ())
             return []

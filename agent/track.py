@@ -348,7 +348,8 @@ class PlateTracks:
     def expire(self, now: float) -> list[PassEnd]:
         """End passes unseen for ``pass_gap_s`` of detector time with motion at their place, or for
         ``pass_gap_s`` when last seen at the frame edge (gone out of view), for ``pass_gap_s`` of
-        detector time when last seen driving (gone on), or ``STALE_S`` in all;
+        frames looked at (by the detector, or by the motion gate seeing nothing move) when last seen
+        driving (gone on), or ``STALE_S`` in all;
         returns the vehicle passes that ended unread."""
         self.statics.load(now)  # on the owning thread, before the first sighting
         gap = self.cfg.pass_gap_s

@@ -13,7 +13,7 @@ from agent.config import parse
 from agent.motion import MotionGate
 from agent.pipeline import CameraPipeline, Dispatcher
 from agent.status import StatusBoard
-from agent.types import Box, Decision, Detection, Frame, PlateCrop, PlateRead
+from agent.types import Box, Decision, Detection, Frame, Motion, PlateCrop, PlateRead
 
 W, H = 640, 360
 
@@ -304,3 +304,41 @@ def test_only_the_crops_the_gate_sends_are_encoded_to_jpeg():
         pipe.step(frame)
     assert pipe.stats()["crops"] > 3 * len(sent) > 0  # the gate held most detections back...
     assert CountingCropper.encoded == len(sent)  # ...and none of those was encoded
+
+
+class ScriptedMotion:
+    """The motion gate's answers, frame by frame: moving while ``moving(seq)``, everywhere."""
+
+    def __init__(self, moving):
+        self.moving = moving
+
+    def update(self, image, now=None):
+        return Motion(True, (Box(0, 0, W, H),), 0.5) if self.moving(self._seq) else Motion(False)
+
+
+class ScriptedDetector:
+    def __init__(self, boxes):
+        self.boxes = boxes  # frame seq -> box
+        self.seq = 0
+
+    def detect(self, image, roi=None):
+        box = self.boxes.get(self.seq)
+        return [Detection(box, 0.8)] if box else []
+
+
+def test_a_plate_last_seen_driving_has_gone_once_nothing_moves_and_the_next_car_there_is_paid_for():
+    # a car drives away and is read; the detector loses it (too small) and soon nothing moves at all:
+    # the next car coming up where it vanished is a pass, and a read, of its own
+    away = {i: Box(300 + i, 300 - 15 * i, 400 - i, 322 - 15 * i) for i in range(10)}
+    back = {i: Box(309, 170 + 12 * (i - 80), 391, 188 + 12 * (i - 80)) for i in range(80, 86)}  # the next car
+    det = ScriptedDetector({**away, **back})
+    motion = ScriptedMotion(lambda seq: seq < 13 or seq >= 80)
+    sent: list[PlateCrop] = []
+    cam = camera(fps_max=10.0, idle_fps_max=5.0)
+    pipe = CameraPipeline(cam, None, motion, det, FakeCropper(), lambda c: sent.append(c) or True,  # type: ignore[arg-type]
+                          threading.Event())
+    for f in frames(90, moving_from=999):
+        motion._seq = det.seq = f.seq
+        for c in pipe.step(f):
+            pipe.answered(c, "confident")
+    assert len(sent) == 2 and sent[0].track_id != sent[1].track_id
