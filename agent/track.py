@@ -349,13 +349,14 @@ class PlateTracks:
         """End passes unseen for ``pass_gap_s`` of detector time with motion at their place, or for
         ``pass_gap_s`` when last seen at the frame edge (gone out of view), for ``pass_gap_s`` of
         frames looked at (by the detector, or by the motion gate seeing nothing move) when last seen
-        driving (gone on), or ``STALE_S`` in all;
+        driving (gone on), for ``MISSED_MAX_S`` of detector time when seen only once and never paid
+        for (a glimpse), or ``STALE_S`` in all;
         returns the vehicle passes that ended unread."""
         self.statics.load(now)  # on the owning thread, before the first sighting
         gap = self.cfg.pass_gap_s
         gone = [t for t in self.tracks
                 if t.unseen_s > gap or (t.cut and now - t.last_seen > gap) or (self._driving(t) and t.looked_s > gap)
-                or now - t.last_seen > STALE_S]
+                or (self._glimpse(t) and t.looked_s > MISSED_MAX_S) or now - t.last_seen > STALE_S]
         if gone:
             self.tracks = [t for t in self.tracks if t not in gone]
             self._closing += [(now, t) for t in gone]
@@ -372,6 +373,13 @@ class PlateTracks:
                 ended.append(end)
         self._closing = keep
         return ended
+
+    @staticmethod
+    def _glimpse(t: Track) -> bool:
+        """Seen once, never paid for: missed for longer than the detector misses a real plate, it was a
+        false detection (kept, it would take the next plate passing close by, a car driving off, for a
+        vehicle of its own)."""
+        return t.sightings <= 1 and not t.uploads
 
     @staticmethod
     def _driving(t: Track) -> bool:

@@ -657,3 +657,23 @@ def test_a_box_lost_as_a_plate_is_found_beside_it_going_the_same_way_hands_on_it
 def test_a_plate_found_beside_a_lost_box_going_another_way_is_another_vehicle():
     tracks, ended = _grille_then_plate(-25, 0)  # sideways
     assert len(ended) == 1 and ended[0].why.startswith("no plate read")
+
+
+def test_a_glimpse_beside_a_standing_car_does_not_take_its_plate_when_it_drives_off():
+    # a false detection seen once beside the car waiting at the line, never paid for; seconds later
+    # the car drives off fast and its plate, next found, is nearer that glimpse than its own last place
+    tracks = gate(pass_gap_s=2.0)
+    (c,) = approach(tracks, answer=CONFIDENT)
+    stop = tracks.tracks[0].box
+    w = stop.width
+    glimpse = Box(stop.x1 + int(2.4 * w), stop.y1 - 20, stop.x1 + int(3.2 * w), stop.y1)
+    tracks.offer_frame([see(stop, 0.8, seq=80), see(glimpse, 0.8, "GLIMPSE", seq=80)])
+    near_car = [stop.offset(0, -2 * stop.height)]  # what moves: only around the car (its driver)
+    for i in range(1, 31):  # it waits 3 s; the glimpse is never seen again
+        assert tracks.offer_frame([see(stop, round(0.8 + 0.1 * i, 1))], regions=near_car) == []
+        tracks.expire(round(0.8 + 0.1 * i, 1))
+    for i in range(1, 5):  # it pulls away, blurred: the detector misses it for 0.4 s
+        tracks.offer_frame([], round(3.8 + 0.1 * i, 1), regions=near_car)
+    off = stop.offset(int(2.3 * w), -8)
+    assert tracks.offer(*see(off, 4.3)) is None  # still the car that was read
+    assert [t.id for t in tracks.tracks if t.box == off] == [c.track_id]
