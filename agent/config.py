@@ -7,6 +7,7 @@ collected and reported together, each naming its key path (``cameras[0].zones[1]
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import logging
 import os
 import re
@@ -47,6 +48,7 @@ SourceType = Literal["auto", "rtsp", "usb", "file"]
 Direction = Literal["any", "approaching"]  # which vehicles are paid for / may open the gate
 RtspTransport = Literal["tcp", "udp"]
 Decoder = Literal["software", "v4l2m2m", "nvdec"]
+SourceBackend = Literal["auto", "pyav", "opencv"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 # ---------------------------------------------------------------- sections
@@ -83,7 +85,7 @@ class MotionConfig:
     threshold: int = opt(25, lo=1, hi=255)  # grey-level difference counted as change
     blur_px: int = opt(5, lo=0, hi=31)
     min_area_fraction: float = opt(0.003, lo=0.0, hi=1.0)  # of the (zoned) frame area
-    learning_rate: float = opt(0.05, gt=0.0, hi=1.0)  # background model update per frame
+    learning_rate: float = opt(0.05, gt=0.0, hi=1.0)  # background update per frame (0.2 s apart at most)
     hold_s: float = opt(2.0, lo=0.0, hi=60.0)  # keep the gate open after motion stops
     region_pad_fraction: float = opt(0.1, lo=0.0, hi=1.0)
 
@@ -289,6 +291,11 @@ class CameraConfig:
     # rtsp/file H.264: the board's hardware decoder through FFmpeg (Pi 4 v4l2m2m, Jetson nvdec);
     # software when the FFmpeg build lacks it
     decoder: Decoder = opt("software")
+    # network streams: PyAV (its own FFmpeg; keyframes only while idle) or OpenCV; auto = PyAV when
+    # installed. USB cameras and files always use OpenCV.
+    backend: SourceBackend = opt("auto")
+    # PyAV: while nothing moves, decode only keyframes (a car is seen at the next keyframe)
+    idle_keyframes: bool = opt(True)
     open_timeout_s: float = opt(10.0, gt=0.0, hi=300.0)
     read_timeout_s: float = opt(5.0, gt=0.0, hi=300.0)  # watchdog: a longer read reopens
     reconnect_max_s: float = opt(30.0, gt=0.0, hi=3600.0)
@@ -443,6 +450,9 @@ def check_files(cfg: Config) -> tuple[list[str], list[str]]:
             warnings += [m for _, m in read_rules_file(Path(cfg.rules.file)).problems]
         except ConfigError as err:
             errors.extend(err.errors)
+    for i, cam in enumerate(cfg.cameras):
+        if cam.backend == "pyav" and importlib.util.find_spec("av") is None:
+            errors.append(f"cameras[{i}].backend: \"pyav\" needs PyAV (pip install av), which is not installed")
     model = cfg.detector.model_path
     if model and not Path(model).expanduser().is_file():
         errors.append(f"detector.model_path: model file not found: {model}")

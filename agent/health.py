@@ -37,6 +37,7 @@ class Report:
         for cam in parts.cameras:
             cap, counts = cam.capture.stats(), cam.pipeline.stats()
             cameras[cam.id] = {**cap, **counts, **cam.detector.stats(), "stages": cam.times.snapshot(),
+                               "decoding": cam.decoding.stats(),
                                "frames_in": cap["frames"],
                                "frames_processed": counts.get("frames", 0)}
         return {

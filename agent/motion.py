@@ -24,6 +24,11 @@ Mask = npt.NDArray[np.uint8]
 
 WARMUP_FRAMES = 3  # frames taken as the background outright after a (re)start
 RELEARN_FRACTION = 0.7  # changed share of the zoned frame above which the background restarts
+# ``learning_rate`` is per frame at up to this interval (5 frames a second, the idle rate it was
+# tuned at); frames further apart (keyframes only while idle: 1 a second) count as several, so the
+# background learns as fast per second as before. Gaps beyond LEARN_GAP_MAX_S count as that long.
+LEARN_FRAME_S = 0.2
+LEARN_GAP_MAX_S = 5.0
 
 
 def zone_mask(zones: Sequence[Zone], width: int, height: int) -> Mask:
@@ -72,6 +77,7 @@ class MotionGate:
         self._small_size = (0, 0)
         self._last_motion: float | None = None
         self._last_regions: tuple[Box, ...] = ()
+        self._last_update: float | None = None
         kernel_px = 3
         self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel_px, kernel_px))
 
@@ -110,6 +116,7 @@ class MotionGate:
             # the first frames after (re)connecting may be partly decoded: start from a few later
             self._warmup = WARMUP_FRAMES if self._bg is None else self._warmup - 1
             self._bg = grey.astype(np.float32)
+            self._last_update = now
             return self._held(now, 0.0)
         diff = grey.astype(np.float32) - self._bg
         # remove the frame-wide shift (brightness drift) measured inside the zones
@@ -122,18 +129,27 @@ class MotionGate:
             # lights switched, camera moved or a stream glitch: no car changes this much at once;
             # start the background again instead of chasing a ghost for many seconds
             self._bg = grey.astype(np.float32)
+            self._last_update = now
             self._last_motion = now
             self._last_regions = ()
             return self._held(now, fraction)
         # learn a quarter as fast where things change: a car stopped at the line stays "motion"
         # for several seconds, while anything left standing is absorbed within ~10 s
         moving = cv2.dilate(changed, self._kernel, iterations=2)
-        cv2.accumulateWeighted(grey, self._bg, self.cfg.learning_rate, mask=cv2.bitwise_not(moving))
-        cv2.accumulateWeighted(grey, self._bg, self.cfg.learning_rate / 4, mask=moving)
+        frames = self._frames_since_last(now)
+        cv2.accumulateWeighted(grey, self._bg, _rate(self.cfg.learning_rate, frames), mask=cv2.bitwise_not(moving))
+        cv2.accumulateWeighted(grey, self._bg, _rate(self.cfg.learning_rate / 4, frames), mask=moving)
         if fraction >= self.cfg.min_area_fraction and fraction > 0:
             self._last_motion = now
             self._last_regions = self._regions(changed, image.shape[1], image.shape[0])  # type: ignore[arg-type]  # cv2 MatLike
         return self._held(now, fraction)
+
+    def _frames_since_last(self, now: float) -> float:
+        """How many frames of LEARN_FRAME_S the time since the last update counts for (at least 1)."""
+        last, self._last_update = self._last_update, now
+        if last is None:
+            return 1.0
+        return max(1.0, min(now - last, LEARN_GAP_MAX_S) / LEARN_FRAME_S)
 
     def _held(self, now: float, fraction: float) -> Motion:
         if self._last_motion is not None and now - self._last_motion <= self.cfg.hold_s:
@@ -156,6 +172,11 @@ class MotionGate:
             padded = Box.outward((x - pad_x) * sx, (y - pad_y) * sy, (x + w + pad_x) * sx, (y + h + pad_y) * sy)
             boxes.append(padded.clamp(width, height))
         return tuple(merge_boxes(boxes))
+
+
+def _rate(per_frame: float, frames: float) -> float:
+    """The update weight that ``frames`` updates at ``per_frame`` would have had in all."""
+    return 1.0 - (1.0 - per_frame) ** frames
 
 
 def merge_boxes(boxes: Sequence[Box]) -> list[Box]:

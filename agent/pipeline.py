@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .config import CameraConfig
 from .cropstore import CropStore
-from .motion import MotionGate, point_allowed
+from .motion import WARMUP_FRAMES, MotionGate, point_allowed
 from .statics import StaticObjects, look_of
 from .track import CONFIDENT, EMPTY, FAILED, UNSURE, PlateTracks, Sighting
 from .types import Box, Decision, Detection, Frame, Image, PassEnd, PlateCrop, PlateRead
@@ -35,6 +35,12 @@ class FrameSlot(Protocol):
 
     @property
     def ended(self) -> bool: ...
+
+
+class IdleSwitch(Protocol):
+    """The camera's source: decode only keyframes while nothing moves (agent.sources.IdleDecoding)."""
+
+    def set_idle(self, idle: bool) -> None: ...
 
 
 class Cropper(Protocol):
@@ -68,6 +74,7 @@ class CameraPipeline:
         on_unread: Callable[[PassEnd], object] | None = None,
         on_upload: Callable[[Frame, PlateCrop], None] | None = None,
         live: Callable[[Frame, Sequence[Box]], None] | None = None,
+        idle: IdleSwitch | None = None,
     ) -> None:
         self.cam = cam
         self.frames = frames
@@ -81,6 +88,7 @@ class CameraPipeline:
         self.on_unread = on_unread
         self.on_upload = on_upload  # the event history keeps the frame of each upload
         self.live = live  # the console's live view: each processed frame and its detections
+        self.idle = idle  # told when the motion gate has seen nothing for its hold time, and when it sees motion
         self.counters: Counter[str] = Counter()
         self.last_progress = clock()  # the watchdog checks this moves
         self.last_seq = -1  # the newest frame fully processed
@@ -133,6 +141,8 @@ class CameraPipeline:
         self.counters["frames"] += 1
         moved = self.motion.update(frame.image, now)
         self._moving = moved.active
+        if self.idle is not None and self.counters["frames"] > WARMUP_FRAMES:  # the gate has a background
+            self.idle.set_idle(not moved.active)
         if not moved.active:
             # nothing moves anywhere: a frame looked at without a sighting (a pass last seen
             # driving has gone on; one standing where nothing moves stays)

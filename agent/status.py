@@ -176,6 +176,10 @@ class StatusBoard:
             "detector": {k[9:]: v for k, v in sorted(c.items()) if k.startswith("detector_")},
             # time per stage, summed: {stage: {calls, ms, cpu_ms}} (decode, motion, detector, crop)
             "stages": c.get("stages") or {},
+            # mode (full | keyframes: only keyframes while nothing moves), keyframes, packets_skipped,
+            # wakes, catch_up_packets, catch_up_ms_mean/max (decoding the kept packets on waking),
+            # wake_ms_mean/max (from motion seen to the current frame delivered)
+            "decoding": c.get("decoding") or {},
             # crops the upload gate kept back, by why (static, cut, in_flight, done, ...)
             "held": {k[5:]: v for k, v in sorted(c.items()) if k.startswith("held_")},
             "unread_passes": c.get("unread", 0),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .sources import Capture
+from .sources import Capture, IdleDecoding, make_source
 from .config import Config
 from .environ import state_dir
 from .crop import Cropper
@@ -96,6 +96,7 @@ class Camera:
     detector: CameraDetector
     pipeline: CameraPipeline
     times: StageTimes  # decode, motion, detector, crop
+    decoding: IdleDecoding  # keyframes only while nothing moves: its mode and counts
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,11 @@ def _build_camera(
     shelf: FrameShelf | None, live: LiveFrames | None,
 ) -> CameraPipeline:
     name = camera_name(cam.id)
-    factory = functools.partial(source_factory, cam) if source_factory is not None else None
+    decoding = IdleDecoding(cam.idle_keyframes)  # the pipeline sets it, every connection's source reads it
+    if source_factory is not None:
+        factory = functools.partial(source_factory, cam)
+    else:
+        factory = functools.partial(make_source, cam, decoding)
     times = StageTimes()
     frames = Capture(cam, stop, source_factory=factory, times=times)
     closers.append((f"{name}/capture", frames.close))
@@ -195,8 +200,8 @@ def _build_camera(
                           TimedCropper(Cropper(cam.crop), times), reader.submit, stop,
                           statics=statics, on_unread=dispatcher.unread,
                           on_upload=shelf.keep if shelf is not None else None,
-                          live=live.offer if live else None)
-    cameras.append(Camera(cam.id, name, frames, detector, pipe, times))
+                          live=live.offer if live else None, idle=decoding)
+    cameras.append(Camera(cam.id, name, frames, detector, pipe, times, decoding))
     return pipe
 
 

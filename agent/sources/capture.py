@@ -22,7 +22,8 @@ from ..backoff import backoff_s
 from ..config import CameraConfig
 from ..errors import SourceError
 from ..stagetime import StageTimes
-from .opencv import EndOfStream, FrameSource, make_source
+from .backend import make_source
+from .opencv import EndOfStream, FrameSource
 from ..types import Frame, Image
 
 logger = logging.getLogger(__name__)

@@ -300,17 +300,4 @@ def _release(cap: Any) -> None:
         logger.debug("release failed", exc_info=True)
 
 
-SOURCES: dict[str, Callable[[CameraConfig], FrameSource]] = {
-    "rtsp": OpenCVSource,
-    "usb": OpenCVSource,
-    "file": OpenCVSource,
-}
-
-
-def make_source(cfg: CameraConfig) -> FrameSource:
-    """The backend for a camera's (inferred) kind; the capture calls this once per connection."""
-    return SOURCES[source_kind(cfg)](cfg)
-
-
-__all__ = ["HW_DECODERS", "SOURCES", "EndOfStream", "FrameSource", "OpenCVSource", "make_source",
-           "source_kind"]
+__all__ = ["HW_DECODERS", "EndOfStream", "FrameSource", "OpenCVSource", "source_kind"]
