@@ -26,9 +26,11 @@ WARMUP_FRAMES = 3  # frames taken as the background outright after a (re)start
 RELEARN_FRACTION = 0.7  # changed share of the zoned frame above which the background restarts
 # ``learning_rate`` is per frame at up to this interval (5 frames a second, the idle rate it was
 # tuned at); frames further apart (keyframes only while idle: 1 a second) count as several, so the
-# background learns as fast per second as before. Gaps beyond LEARN_GAP_MAX_S count as that long.
+# background learns as fast per second as before. A longer gap (a reconnect, a GOP over 1 s) counts
+# as LEARN_GAP_MAX_S: one frame must not replace the background (a 5 s cap left ghosts after a
+# global change, tests/test_motion.py).
 LEARN_FRAME_S = 0.2
-LEARN_GAP_MAX_S = 5.0
+LEARN_GAP_MAX_S = 1.0
 
 
 def zone_mask(zones: Sequence[Zone], width: int, height: int) -> Mask:

@@ -141,7 +141,7 @@ class CameraPipeline:
         self.counters["frames"] += 1
         moved = self.motion.update(frame.image, now)
         self._moving = moved.active
-        if self.idle is not None and self.counters["frames"] > WARMUP_FRAMES:  # the gate has a background
+        if self.idle is not None and self.counters["frames"] > WARMUP_FRAMES + 1:  # the gate has a background
             self.idle.set_idle(not moved.active)
         if not moved.active:
             # nothing moves anywhere: a frame looked at without a sighting (a pass last seen

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 import pytest
@@ -128,3 +130,31 @@ def test_garbage_first_frame_and_global_change_do_not_leave_a_ghost():
     results = [gate.update(f, now=10.0 + i / 10) for i, f in enumerate(bright)]
     assert results[0].active  # the switch itself counts
     assert not any(m.active for m in results[10:])  # no ghost once the hold-off is over
+
+
+def test_a_parked_object_is_learnt_as_fast_per_second_at_one_frame_a_second():
+    """While idle only keyframes arrive (1 a second): the background must still take in an object
+    left standing in about the same time as at the 5 frames a second it was tuned at."""
+
+    def absorbed_after_s(fps: float) -> float:
+        rng = np.random.default_rng(7)
+        gate = MotionGate(MotionConfig(hold_s=0.0))
+        t = 0.0
+        for _ in range(5):  # warm-up: the empty scene is the background
+            gate.update(scene(rng), now=t)
+            t += 1 / fps
+        start = t
+        while t - start < 120:
+            frame = scene(rng)
+            cv2.rectangle(frame, (250, 60), (390, 160), (210, 210, 210), -1)  # a bin put down and left
+            moved = gate.update(frame, now=t)
+            if t == start:
+                assert moved.active  # it is motion when it appears
+            elif not moved.active:
+                return t - start
+            t += 1 / fps
+        return math.inf
+
+    at_5, at_1 = absorbed_after_s(5.0), absorbed_after_s(1.0)
+    assert 3.0 < at_5 < 60.0
+    assert abs(at_1 - at_5) <= 1.5, (at_1, at_5)  # per frame it would take five times as long

@@ -342,3 +342,32 @@ def test_a_plate_last_seen_driving_has_gone_once_nothing_moves_and_the_next_car_
         for c in pipe.step(f):
             pipe.answered(c, "confident")
     assert len(sent) == 2 and sent[0].track_id != sent[1].track_id
+
+
+class IdleRecorder:
+    def __init__(self) -> None:
+        self.calls: list[bool] = []
+
+    def set_idle(self, idle: bool) -> None:
+        self.calls.append(idle)
+
+
+def test_the_source_is_told_idle_once_the_gate_is_quiet_and_woken_by_motion():
+    idle = IdleRecorder()
+    cam = camera(fps_max=10.0, idle_fps_max=10.0)
+    pipe = CameraPipeline(cam, None, MotionGate(cam.motion, cam.zones), FakeDetector(None), FakeCropper(),
+                          lambda c: True, threading.Event(), idle=idle)
+    clip = frames(100, moving_from=10, fps=10.0)  # still for 1 s, then a block crosses the frame (gone at 4.6 s)
+    told: list[tuple[float, bool]] = []
+    for f in clip:
+        pipe.step(f)
+        told += [(f.mono_time, v) for v in idle.calls[len(told):]]
+    assert [v for _, v in told[:6]] == [True] * 6  # frames 4-9: the first and the warm-up frames are not
+    assert told[0][0] == pytest.approx(0.4)
+    woken = next(t for t, v in told if not v)
+    assert woken == pytest.approx(1.0)  # the frame the block appears in
+    back_idle = next(t for t, v in told if v and t > woken)
+    assert not any(v for t, v in told if woken <= t < back_idle)
+    # idle again only once the gate has seen nothing for its hold time: the block's last frame is at 4.5 s
+    assert back_idle >= 4.5 + cam.motion.hold_s - 0.05 and not pipe._moving
+    assert all(v for t, v in told if t >= back_idle)
