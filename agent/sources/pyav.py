@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import av
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 DECODER_THREADS = 1
 # while idle, a keyframe not seen within this share of read_timeout_s (a GOP longer than the
 # timeout allows) is not waited for: the kept packets are decoded so a frame still comes in time
-IDLE_WAIT_FRACTION = 0.5
+IDLE_WAIT_FRACTION = 0.75
 _absent: set[str] = set()  # hardware decoders that failed to open in this FFmpeg: not tried again
 
 
@@ -40,8 +41,10 @@ class PyAVSource:
     decoded.
     """
 
-    def __init__(self, cfg: CameraConfig, *, idle: IdleDecoding | None = None) -> None:
+    def __init__(self, cfg: CameraConfig, *, idle: IdleDecoding | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.cfg = cfg
+        self._clock = clock
         self.kind = source_kind(cfg)
         self.name = redact.url(cfg.source)  # as logs and error messages show it
         self.frame_interval_s = 0.0  # a live stream paces itself
@@ -51,7 +54,8 @@ class PyAVSource:
         self._stream: Any = None
         self._codec: Any = None
         self._packets: Any = None  # the demuxer's packet iterator
-        self._kept: list[Any] = []  # packets since the last decoded frame while only keyframes are decoded
+        self._kept: list[Any] = []  # non-key packets since the last decoded frame, while idle
+        self._pending: Any = None  # a packet read ahead, for the next read
         self._synced = False  # a keyframe has come on this connection: packets can be decoded
         self._corrupt = False  # the last packet decoded did not decode
 
@@ -97,7 +101,7 @@ class PyAVSource:
     def read(self) -> Image | None:
         if self._packets is None:
             raise SourceError(f"{self.kind} source {self.name}: read before open")
-        deadline = time.monotonic() + IDLE_WAIT_FRACTION * self.cfg.read_timeout_s
+        deadline = self._clock() + IDLE_WAIT_FRACTION * self.cfg.read_timeout_s
         while True:
             packet = self._next_packet()
             if packet.is_keyframe:
@@ -109,14 +113,13 @@ class PyAVSource:
             if self.idle.idle:
                 if packet.is_keyframe:
                     self.idle.decoding(KEYFRAMES)
-                    self.idle.keyframe()
-                    image = self._decode([packet])
+                    image = self._keyframe(packet)
                     if image is not None:
                         return image
                     continue
                 self._kept.append(packet)
                 self.idle.skipped()
-                if time.monotonic() < deadline:
+                if self._clock() < deadline:
                     continue
                 return self._decode(self._take_kept())  # no keyframe in time: catch up instead
             if self._kept or self.idle.mode == KEYFRAMES:
@@ -125,13 +128,28 @@ class PyAVSource:
             if image is not None or self._corrupt:
                 return image
 
+    def _keyframe(self, packet: Any) -> Image | None:
+        """Decode a keyframe with the packets right after it that carry the rest of its picture (a
+        keyframe can come split: parameter sets and slices in packets of their own, one timestamp)."""
+        packets = [packet]
+        while True:
+            after = self._next_packet()
+            if not (after.is_keyframe and packet.pts is not None and after.pts == packet.pts):
+                self._pending = after  # the next read starts with it
+                break
+            packets.append(after)
+        image = self._decode(packets)
+        if image is not None:
+            self.idle.keyframe()
+        return image
+
     def _wake(self, packet: Any) -> Image | None:
         """Motion: decode the packets kept since the last keyframe, then this one; the last is current."""
         packets = [*self._take_kept(), packet]
-        started = time.monotonic()
+        started = time.perf_counter()
         image = self._decode(packets)
         self.idle.decoding(FULL)
-        self.idle.woke(time.monotonic() - started, len(packets) - 1)
+        self.idle.woke(time.perf_counter() - started, len(packets) - 1)
         return image
 
     def _take_kept(self) -> list[Any]:
@@ -139,6 +157,9 @@ class PyAVSource:
         return kept
 
     def _next_packet(self) -> Any:
+        if self._pending is not None:
+            packet, self._pending = self._pending, None
+            return packet
         while True:
             try:
                 packet = next(self._packets)
@@ -171,7 +192,7 @@ class PyAVSource:
     def close(self) -> None:
         container, self._container = self._container, None
         self._packets = self._codec = self._stream = None
-        self._kept = []
+        self._kept, self._pending = [], None
         if container is not None:
             try:
                 container.close()
