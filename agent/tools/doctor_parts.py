@@ -39,9 +39,15 @@ class Verdict(Exception):
 def check_camera(cam: CameraConfig) -> dict[str, Any]:
     """Open the camera as the agent does, read a few frames: size, rate, codec, first-frame time."""
     from ..errors import SourceError
-    from ..sources import OpenCVSource
+    from ..sources import OpenCVSource, backend_for
 
-    src = OpenCVSource(cam)
+    backend = backend_for(cam)
+    if backend == "pyav":
+        from ..sources.pyav import PyAVSource
+
+        src: OpenCVSource | PyAVSource = PyAVSource(cam)
+    else:
+        src = OpenCVSource(cam)
     t0 = time.monotonic()
     try:
         src.open()
@@ -65,9 +71,9 @@ def check_camera(cam: CameraConfig) -> dict[str, Any]:
     h, w = first.shape[:2]
     fps = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 2 and stamps[-1] > stamps[0] else 0.0
     return {"detail": f"{w}x{h}, {fps:.1f} fps measured ({props.get('fps', 0.0):g} announced), "
-                      f"codec {props.get('codec') or '?'}, first frame after {t_first - t0:.2f} s",
+                      f"codec {props.get('codec') or '?'} ({backend}), first frame after {t_first - t0:.2f} s",
             "width": w, "height": h, "fps": round(fps, 2), "fps_announced": props.get("fps"),
-            "codec": props.get("codec"), "first_frame_s": round(t_first - t0, 3)}
+            "codec": props.get("codec"), "backend": backend, "first_frame_s": round(t_first - t0, 3)}
 
 
 def test_image() -> tuple[Image, Box]:
