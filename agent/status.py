@@ -176,7 +176,8 @@ class StatusBoard:
             "detector": {k[9:]: v for k, v in sorted(c.items()) if k.startswith("detector_")},
             # time per stage, summed: {stage: {calls, ms, cpu_ms}} (decode, motion, detector, crop)
             "stages": c.get("stages") or {},
-            # mode (full | keyframes: only keyframes while nothing moves), keyframes, packets_skipped,
+            # backend (pyav | opencv), idle_keyframes (on and supported by the backend), mode (full |
+            # keyframes: only keyframes while nothing moves), keyframes, packets_skipped,
             # wakes, catch_up_packets, catch_up_ms_mean/max (decoding the kept packets on waking),
             # wake_ms_mean/max (from motion seen to the current frame delivered)
             "decoding": c.get("decoding") or {},

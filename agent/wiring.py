@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .sources import Capture, IdleDecoding, make_source
+from .sources import Capture, IdleDecoding, backend_for, make_source
 from .config import Config
 from .environ import state_dir
 from .crop import Cropper
@@ -184,7 +184,8 @@ def _build_camera(
     shelf: FrameShelf | None, live: LiveFrames | None,
 ) -> CameraPipeline:
     name = camera_name(cam.id)
-    decoding = IdleDecoding(cam.idle_keyframes)  # the pipeline sets it, every connection's source reads it
+    backend = backend_for(cam)  # the pipeline sets ``decoding``, every connection's source reads it
+    decoding = IdleDecoding(cam.idle_keyframes and backend == "pyav", backend)
     if source_factory is not None:
         factory = functools.partial(source_factory, cam)
     else:

@@ -17,8 +17,9 @@ FULL, KEYFRAMES = "full", "keyframes"
 class IdleDecoding:
     """Created once per camera by the wiring; it outlives the camera's connections."""
 
-    def __init__(self, enabled: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
-        self.enabled = enabled  # the camera's ``idle_keyframes``
+    def __init__(self, enabled: bool = True, backend: str = "", clock: Callable[[], float] = time.monotonic) -> None:
+        self.enabled = enabled  # the camera's ``idle_keyframes``, where its backend can do it
+        self.backend = backend  # what reads the camera (pyav | opencv), for /status
         self._clock = clock
         self._lock = threading.Lock()  # the counters: written by the reader, read by /status
         self._idle = False  # written by the pipeline thread only
@@ -71,7 +72,8 @@ class IdleDecoding:
         """``mode`` (full | keyframes), counts, and per wake the catch-up decode and request-to-frame
         time in ms (mean and max of the last 100 wakes)."""
         with self._lock:
-            doc: dict[str, object] = {"mode": self.mode, "idle_keyframes": self.enabled, **self._counts}
+            doc: dict[str, object] = {"backend": self.backend, "mode": self.mode, "idle_keyframes": self.enabled,
+                                      **self._counts}
             for name, values in (("catch_up_ms", self._catch_up_ms), ("wake_ms", self._wake_ms)):
                 doc[f"{name}_mean"] = round(sum(values) / len(values), 1) if values else None
                 doc[f"{name}_max"] = round(max(values), 1) if values else None

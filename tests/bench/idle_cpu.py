@@ -1,6 +1,6 @@
 """Idle CPU of the agent next to a bare OpenCV read loop, on the same static 720p15 RTSP stream.
 
-    .venv/bin/python -m tests.bench.idle_cpu [--seconds 30] [--command capture] [--json out.json]
+    .venv/bin/python -m tests.bench.idle_cpu [--seconds 30] [--command capture] [--backend opencv] [--json out.json]
 
 Starts the test RTSP server (tests/rtsp_server.py, Debian's python3 + GStreamer), then runs
 (a) a bare ``cv2.VideoCapture.read()`` loop and (b) ``--command`` one after the other, each as its
@@ -71,6 +71,7 @@ CONFIG = """\
 [[cameras]]
 id = "bench"
 source = "{url}"
+backend = "{backend}"
 
 [status]
 enabled = false
@@ -209,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
                          "smpte75 is still and clean")
     ap.add_argument("--gop-s", type=float, default=1.0, help="camera: seconds between keyframes")
     ap.add_argument("--command", default=DEFAULT_COMMAND, help='"capture", or a command line with {config}/{url}')
+    ap.add_argument("--backend", default="auto", choices=("auto", "pyav", "opencv"),
+                    help="the generated config's cameras[0].backend (auto: the agent's default)")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     ap.add_argument("--together", action="store_true", help="run both at once over the same window")
     args = ap.parse_args(argv)
@@ -223,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = tempfile.TemporaryDirectory(prefix="idle-cpu-")
     try:
         config = Path(tmp.name) / "agent.toml"
-        config.write_text(CONFIG.format(url=server.url))
+        config.write_text(CONFIG.format(url=server.url, backend=args.backend))
         python = sys.executable
         bare = [python, "-c", BARE_LOOP, server.url, str(total)]
         if args.command == "capture":
@@ -245,9 +248,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bare read loop    {a['cpu_pct']:6.1f} % of one core")
     print(f"command           {b['cpu_pct']:6.1f} % of one core   ({args.command})")
     print(f"ratio             {ratio:6.2f}x")
+    decoding = ((b.get("stats") or {}).get("cameras") or {}).get("bench", {}).get("decoding")  # type: ignore[union-attr]
+    if decoding:
+        print(f"decoding          {json.dumps(decoding)}")
     if args.json:
         doc = {"stream": stream, "seconds": args.seconds, "bare": a, "command": b, "ratio": round(ratio, 3),
-               "command_line": args.command, "cpus": os.cpu_count(), "together": args.together}  # fmt: skip
+               "command_line": args.command, "backend": args.backend, "cpus": os.cpu_count(),
+               "together": args.together}  # fmt: skip
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
     return 0
 
