@@ -371,3 +371,34 @@ def test_rtsp_read_timeout_reconnects(rtsp_server: RtspServer, captures: list[Ca
     assert f is not None and f.seq > seq and cap.connected
     assert cap.stats()["reconnects"] >= 1
     assert "s3cret" not in caplog.text and "s3cret" not in cap.stats()["last_error"]
+
+
+@pytest.mark.slow
+def test_the_running_agent_decodes_keyframes_while_its_camera_sees_nothing(
+        tmp_path: Path, rtsp_server_factory: Callable[..., RtspServer]) -> None:
+    """The wiring end to end: a still stream, the motion gate quiet, the source told so; /status says it."""
+    import json
+    import urllib.request
+
+    from agent.service import Service
+
+    server = rtsp_server_factory(pattern="smpte")  # still colour bars: nothing moves
+    cfg = parse({"cameras": [{"id": "gate", "source": server.url}],
+                 "storage": {"state_dir": str(tmp_path / "state")}, "status": {"port": 0},
+                 "history": {"enabled": False}, "console": {"enabled": False}})
+    service = Service(cfg)
+    try:
+        service.start()
+        assert service.status.server is not None
+        url = f"http://127.0.0.1:{service.status.server.port}/status"
+
+        def decoding() -> dict[str, Any]:
+            with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310 (loopback)
+                return json.loads(answer.read())["cameras"]["gate"]["decoding"]  # type: ignore[no-any-return]
+
+        assert wait_until(lambda: decoding()["keyframes"] >= 2, 20), decoding()
+        st = decoding()
+        assert st["backend"] == "pyav" and st["mode"] == "keyframes" and st["idle_keyframes"] is True
+        assert st["packets_skipped"] >= (GOP - 1) * (st["keyframes"] - 1)
+    finally:
+        service.close()
