@@ -7,7 +7,8 @@ agent/sources/pyav.py does while idle, by not feeding non-key packets); and the 
     .venv/bin/python -m tests.bench.keyframes [--seconds 20] [--json out.json]
 
 Without PyAV (no wheel: 32-bit ARM) only the OpenCV rows are measured. CPU is the process's (all
-threads, ``time.process_time``), decoding from a file as fast as it goes, one decoder after the other; compare rows within one run (the machine may be loaded).
+threads, ``time.process_time``), decoding from a file as fast as it goes, one decoder after the
+other; compare rows within one run (the machine may be loaded).
 """
 
 from __future__ import annotations
