@@ -74,6 +74,7 @@ CAMERA = """
 [[cameras]]
 id = "cam{n}"
 source = "{url}"
+backend = "{backend}"
 
 [[cameras.zones]]  # the clock overlay
 kind = "exclude"
@@ -234,9 +235,9 @@ def stop(proc: subprocess.Popen[str]) -> None:
 
 def run_agent(clip: Path, spec: SceneSpec, truths: list[VehicleTruth], *, cameras: int = 1,
               latency_s: float = 0.0, judge: PlateJudge | None = None, pin: str = "",
-              extra_toml: str = "") -> dict[str, Any]:
+              extra_toml: str = "", backend: str = "auto") -> dict[str, Any]:
     """The agent with ``cameras`` cameras on the scene stream (all on the same stream); ``pin``: the
-    CPUs it may use (``taskset -c``), e.g. "0"."""
+    CPUs it may use (``taskset -c``), e.g. "0"; ``backend``: the cameras' (auto | pyav | opencv)."""
     from tests.fixtures_mqtt import Broker
     from tests.sinks.lcus import LcusEmulator
 
@@ -254,7 +255,7 @@ def run_agent(clip: Path, spec: SceneSpec, truths: list[VehicleTruth], *, camera
             mqtt_events = MqttEvents(broker.port)
         assert rig.server is not None
         cfg = CONFIG.format(
-            cameras="".join(CAMERA.format(n=i + 1, url=server.url) for i in range(cameras)),
+            cameras="".join(CAMERA.format(n=i + 1, url=server.url, backend=backend) for i in range(cameras)),
             api=rig.server.url, rate=0.0, allow=", ".join(f'{{plate = "{v.plate}"}}' for v in truths),
             relay_port=relay.port, mqtt=str(broker is not None).lower(),
             mqtt_port=broker.port if broker else 1883, state=work / "state")
@@ -305,6 +306,7 @@ def run_agent(clip: Path, spec: SceneSpec, truths: list[VehicleTruth], *, camera
         "stages": {"cameras": {cid: c.get("stages") for cid, c in cams.items()}, "agent": stats.get("stages")},
         "detector_wait": {cid: {k: c.get(k) for k in ("detector_calls", "detector_wait_ms_mean", "detector_wait_ms_max",
                                                       "detector_ms_total")} for cid, c in cams.items()},
+        "decoding": {cid: c.get("decoding") for cid, c in cams.items()},
         "frames_sent": len(frames.sent), "frames_repeated": frames.repeats, "mqtt": broker is not None,
         "agent": {cid: {k: c.get(k) for k in ("frames", "dropped", "corrupt", "reconnects", "frames_skipped",
                                                "motion_frames", "detections", "uploads")}

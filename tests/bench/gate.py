@@ -194,12 +194,14 @@ class Client:
     work: Path | None = None
 
 
-def _start_agent(name: str, url: str, reader: SimReader, allow: list[str], work: Path) -> Client:
+def _start_agent(name: str, url: str, reader: SimReader, allow: list[str], work: Path,
+                 backend: str = "auto") -> Client:
     from tests.sinks.lcus import LcusEmulator
 
     relay = LcusEmulator()
     assert reader.server is not None
-    cfg = CONFIG.format(cameras=CAMERA.format(n=1, url=url), api=reader.server.url, rate=reader.rate_per_s,
+    cfg = CONFIG.format(cameras=CAMERA.format(n=1, url=url, backend=backend), api=reader.server.url,
+                        rate=reader.rate_per_s,
                         allow=", ".join(f'{{plate = "{p}"}}' for p in allow), relay_port=relay.port,
                         mqtt="false", mqtt_port=1883, state=work / f"state-{name}")
     (work / f"{name}.toml").write_text(cfg)
@@ -222,8 +224,9 @@ def _start_naive(url: str, reader: SimReader) -> Client:
     return Client("naive", reader, proc, lines, pump)
 
 
-def run_scene(name: str, spec: SceneSpec, clients: tuple[str, ...] = CLIENTS) -> dict[str, Any]:
-    """One scene, every client watching the same stream at the same time; scored per client."""
+def run_scene(name: str, spec: SceneSpec, clients: tuple[str, ...] = CLIENTS, backend: str = "auto") -> dict[str, Any]:
+    """One scene, every client watching the same stream at the same time; scored per client;
+    ``backend``: the agents' camera backend (auto | pyav | opencv)."""
     clip, truths = gate_clip(spec)
     statics = static_objects(spec)
     judge, locator = make_judge(spec).warm(), StaticLocator(spec, statics)
@@ -236,7 +239,7 @@ def run_scene(name: str, spec: SceneSpec, clients: tuple[str, ...] = CLIENTS) ->
             rate = CLOUD_RATE_PER_S if kind == "cloud" else 0.0
             reader = SimReader(kind, judge, locator, frames, rate).start()
             started.append(_start_naive(server.url, reader) if kind == "naive"
-                           else _start_agent(kind, server.url, reader, allow, work))
+                           else _start_agent(kind, server.url, reader, allow, work, backend))
         for c in started:
             wait_stream(frames, c.proc)
         last = max((t.exit_frame for t in truths), default=0)
@@ -267,6 +270,9 @@ def run_scene(name: str, spec: SceneSpec, clients: tuple[str, ...] = CLIENTS) ->
         events = [(at, json.loads(ln)) for at, ln in c.lines if ln.startswith("{")]
         relay_on = [f[0] + time.time() - time.monotonic() for f in c.relay.frames if f[2] == 1]
         out[c.name] = score_agent(truths, statics, frames, c.reader.calls, events, relay_on)
+        stats = [json.loads(ln[6:]) for _, ln in c.lines if ln.startswith("STATS ")]
+        out[c.name]["decoding"] = {cid: cam.get("decoding") for cid, cam in stats[-1].get("cameras", {}).items()
+                                   } if stats else {}  # fmt: skip
         out[c.name]["log_tail"] = (work / f"{c.name}.log").read_text(errors="replace")[-800:]
     shutil.rmtree(work, ignore_errors=True)
     return out
