@@ -72,9 +72,9 @@ def machine() -> dict[str, Any]:
             "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}
 
 
-def run_idle(seconds: float) -> dict[str, Any]:
+def run_idle(seconds: float, backend: str = "auto") -> dict[str, Any]:
     with tempfile.NamedTemporaryFile(suffix=".json") as f, contextlib.redirect_stdout(sys.stderr):
-        idle_cpu.main(["--seconds", str(seconds), "--together", "--json", f.name])
+        idle_cpu.main(["--seconds", str(seconds), "--together", "--backend", backend, "--json", f.name])
         return dict(json.loads(Path(f.name).read_text()))
 
 
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"load average {doc['load_start']:.2f}; {doc['machine']['nproc']} CPUs")
     if "idle" not in skip:
         log("idle cost: a bare read loop and the agent together, on a still 720p15 stream with sensor noise")
-        doc["idle"] = run_idle(args.idle_seconds)
+        doc["idle"] = run_idle(args.idle_seconds, args.backend)
     if "detector" not in skip:
         log(f"detector: eval-detector on {args.data}")
         doc["detector"] = run_detector(Path(args.data))
