@@ -402,3 +402,43 @@ def test_the_running_agent_decodes_keyframes_while_its_camera_sees_nothing(
         assert st["packets_skipped"] >= (GOP - 1) * (st["keyframes"] - 1)
     finally:
         service.close()
+
+
+class Unflagged:
+    """A packet whose keyframe flag the demuxer did not set (a camera with intra refresh, no IDR)."""
+
+    is_keyframe = False
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.pts, self.size = inner, inner.pts, inner.size
+
+
+class Unwrapping(CountingDecoder):
+    def decode(self, packet: Any) -> Any:
+        return super().decode(getattr(packet, "inner", packet))
+
+
+@pytest.mark.parametrize("idle_on", [False, True])
+def test_a_stream_that_flags_no_keyframe_is_still_decoded(clip: Path, reference: list[np.ndarray],
+                                                          idle_on: bool) -> None:
+    """No packet says it is a keyframe: after 3/4 of the read timeout the source decodes what comes
+    instead of waiting for a keyframe for ever (and, idle, the kept packets catch it up)."""
+    idle = IdleDecoding(enabled=True)
+    idle.set_idle(idle_on)
+    now = [0.0]
+    src = PyAVSource(camera(source=str(clip), read_timeout_s=0.5), idle=idle, clock=lambda: now[0])
+    src.open()
+    src._codec = decoder = Unwrapping(src._codec)
+    real_next = src._next_packet
+
+    def unflagged_next() -> Any:  # a packet every 62.5 ms, none flagged
+        now[0] += 0.0625
+        return Unflagged(real_next())
+
+    src._next_packet = unflagged_next  # type: ignore[method-assign]
+    images = [src.read() for _ in range(4)]  # (None: a packet FFmpeg could not decode yet)
+    src.close()
+    # packets 0-4 came within 0.375 s and were skipped; from packet 5 on they are decoded (the clip's
+    # frame 0, its one real keyframe, was skipped: the pictures are FFmpeg's best effort, not compared)
+    assert any(i is not None and i.shape == (240, 320, 3) for i in images)
+    assert idle.stats()["packets_skipped"] >= 5 and decoder.fed >= 1

@@ -58,6 +58,7 @@ class PyAVSource:
         self._pending: Any = None  # a packet read ahead, for the next read
         self._synced = False  # a keyframe has come on this connection: packets can be decoded
         self._corrupt = False  # the last packet decoded did not decode
+        self._opened_at = 0.0
 
     def open(self) -> None:
         if self._container is not None:
@@ -79,6 +80,7 @@ class PyAVSource:
         self._stream = container.streams.video[0]
         self._codec = self._open_decoder(self._stream)
         self._packets = container.demux(self._stream)
+        self._opened_at = self._clock()
 
     def _open_decoder(self, stream: Any) -> Any:
         """The hardware decoder when asked for and this FFmpeg opens it, else FFmpeg's software one."""
@@ -108,8 +110,12 @@ class PyAVSource:
                 self._synced = True
                 self._kept.clear()  # a keyframe needs nothing before it
             elif not self._synced:  # joined mid-GOP: nothing to decode it against yet
-                self.idle.skipped()
-                continue
+                if self._clock() - self._opened_at < IDLE_WAIT_FRACTION * self.cfg.read_timeout_s:
+                    self.idle.skipped()
+                    continue
+                self._synced = True  # a stream that flags no keyframe (intra refresh): decode it all
+                logger.warning("camera=%s no keyframe within %.1f s: decoding every frame",
+                               self.cfg.id, IDLE_WAIT_FRACTION * self.cfg.read_timeout_s)
             if self.idle.idle:
                 if packet.is_keyframe:
                     self.idle.decoding(KEYFRAMES)
