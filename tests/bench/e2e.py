@@ -75,6 +75,7 @@ CAMERA = """
 id = "cam{n}"
 source = "{url}"
 backend = "{backend}"
+idle_keyframes = {idle_keyframes}
 
 [[cameras.zones]]  # the clock overlay
 kind = "exclude"
@@ -235,7 +236,7 @@ def stop(proc: subprocess.Popen[str]) -> None:
 
 def run_agent(clip: Path, spec: SceneSpec, truths: list[VehicleTruth], *, cameras: int = 1,
               latency_s: float = 0.0, judge: PlateJudge | None = None, pin: str = "",
-              extra_toml: str = "", backend: str = "auto") -> dict[str, Any]:
+              extra_toml: str = "", backend: str = "auto", idle_keyframes: bool = True) -> dict[str, Any]:
     """The agent with ``cameras`` cameras on the scene stream (all on the same stream); ``pin``: the
     CPUs it may use (``taskset -c``), e.g. "0"; ``backend``: the cameras' (auto | pyav | opencv)."""
     from tests.fixtures_mqtt import Broker
@@ -255,7 +256,8 @@ def run_agent(clip: Path, spec: SceneSpec, truths: list[VehicleTruth], *, camera
             mqtt_events = MqttEvents(broker.port)
         assert rig.server is not None
         cfg = CONFIG.format(
-            cameras="".join(CAMERA.format(n=i + 1, url=server.url, backend=backend) for i in range(cameras)),
+            cameras="".join(CAMERA.format(n=i + 1, url=server.url, backend=backend,
+                                          idle_keyframes=str(idle_keyframes).lower()) for i in range(cameras)),
             api=rig.server.url, rate=0.0, allow=", ".join(f'{{plate = "{v.plate}"}}' for v in truths),
             relay_port=relay.port, mqtt=str(broker is not None).lower(),
             mqtt_port=broker.port if broker else 1883, state=work / "state")

@@ -195,12 +195,13 @@ class Client:
 
 
 def _start_agent(name: str, url: str, reader: SimReader, allow: list[str], work: Path,
-                 backend: str = "auto") -> Client:
+                 backend: str = "auto", idle_keyframes: bool = True) -> Client:
     from tests.sinks.lcus import LcusEmulator
 
     relay = LcusEmulator()
     assert reader.server is not None
-    cfg = CONFIG.format(cameras=CAMERA.format(n=1, url=url, backend=backend), api=reader.server.url,
+    cfg = CONFIG.format(cameras=CAMERA.format(n=1, url=url, backend=backend,
+                                                   idle_keyframes=str(idle_keyframes).lower()), api=reader.server.url,
                         rate=reader.rate_per_s,
                         allow=", ".join(f'{{plate = "{p}"}}' for p in allow), relay_port=relay.port,
                         mqtt="false", mqtt_port=1883, state=work / f"state-{name}")
@@ -224,7 +225,8 @@ def _start_naive(url: str, reader: SimReader) -> Client:
     return Client("naive", reader, proc, lines, pump)
 
 
-def run_scene(name: str, spec: SceneSpec, clients: tuple[str, ...] = CLIENTS, backend: str = "auto") -> dict[str, Any]:
+def run_scene(name: str, spec: SceneSpec, clients: tuple[str, ...] = CLIENTS, backend: str = "auto",
+              idle_keyframes: bool = True) -> dict[str, Any]:
     """One scene, every client watching the same stream at the same time; scored per client;
     ``backend``: the agents' camera backend (auto | pyav | opencv)."""
     clip, truths = gate_clip(spec)
@@ -239,7 +241,8 @@ def run_scene(name: str, spec: SceneSpec, clients: tuple[str, ...] = CLIENTS, ba
             rate = CLOUD_RATE_PER_S if kind == "cloud" else 0.0
             reader = SimReader(kind, judge, locator, frames, rate).start()
             started.append(_start_naive(server.url, reader) if kind == "naive"
-                           else _start_agent(kind, server.url, reader, allow, work, backend))
+                           else _start_agent(kind, server.url, reader, allow, work, backend,
+                                                                      idle_keyframes))
         for c in started:
             wait_stream(frames, c.proc)
         last = max((t.exit_frame for t in truths), default=0)

@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                     help=r"appended to the agent's config, e.g. '[detector]\ninstances = 2\nnum_threads = 1'")
     ap.add_argument("--backend", choices=("auto", "pyav", "opencv"), default="auto",
                     help="the agent's camera backend (auto: the agent's default, PyAV where installed)")
+    ap.add_argument("--no-idle-keyframes", dest="idle_keyframes", action="store_false",
+                    help="the cameras decode every frame while idle too (idle_keyframes = false)")
     ap.add_argument("--skip", default="", help="comma list of: idle, detector, naive, scaling")
     ap.add_argument("--data", default=str(PLATES_DATA),
                     help="annotated plate images: eval-detector, and the scene's plates when present")
@@ -155,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"agent, {n} camera(s), on the scene")
         doc["agent"][str(n)] = e2e.run_agent(clip, spec, truths, cameras=n, latency_s=args.reader_latency_s,
                                              judge=judge, pin=args.pin, extra_toml=args.agent_toml,
-                                             backend=args.backend)
+                                             backend=args.backend, idle_keyframes=args.idle_keyframes)
         doc["agent"][str(n)]["plates"] = "real" if plates else "drawn"
         if n == counts[0] and "naive" not in skip:
             log("naive baseline (one full frame a second) on the scene")
@@ -183,7 +185,7 @@ def run_scenes(args: argparse.Namespace) -> int:
     log(f"load average {doc['load_start']:.2f}; {doc['machine']['nproc']} CPUs; gate scenes {', '.join(names)}")
     for name in names:
         log(f"scene {name}: rendering/encoding (cached), then {', '.join(clients)} on one stream")
-        result = gate.run_scene(name, SCENES[name](), clients, args.backend)
+        result = gate.run_scene(name, SCENES[name](), clients, args.backend, args.idle_keyframes)
         doc["scenes"].append(result)
         log(f"scene {name}: " + ", ".join(f"{c} {result[c]['calls']} calls" for c in clients if c in result))
         if args.details:
