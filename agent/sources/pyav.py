@@ -21,13 +21,12 @@ from ..config import CameraConfig
 from ..errors import SourceError
 from ..types import Image
 from .idle import FULL, KEYFRAMES, IdleDecoding
-from .opencv import HW_DECODERS, source_kind
+# one decoder thread, as for OpenCV: the same CPU as 2 or FFmpeg's default on a 720p stream
+# (BENCHMARKS.md, keyframes), less memory, and a keyframe comes out as soon as it goes in
+from .opencv import DECODER_THREADS, HW_DECODERS, source_kind
 
 logger = logging.getLogger(__name__)
 
-# one decoder thread: the same CPU as FFmpeg's default (one per core) on a 720p stream
-# (BENCHMARKS.md, keyframes), less memory, and a keyframe comes out as soon as it goes in
-DECODER_THREADS = 1
 # while idle, a keyframe not seen within this share of read_timeout_s (a GOP longer than the
 # timeout allows) is not waited for: the kept packets are decoded so a frame still comes in time
 IDLE_WAIT_FRACTION = 0.75
@@ -219,4 +218,4 @@ def _why(err: Exception) -> str:
     return redact.text(str(reason))
 
 
-__all__ = ["DECODER_THREADS", "PyAVSource"]
+__all__ = ["PyAVSource"]
