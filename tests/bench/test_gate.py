@@ -100,6 +100,11 @@ def test_relay_opens_are_timely_late_false_or_for_a_leaving_vehicle(tmp_path: Pa
     late = score_agent(truths, STATICS, frames, [], [(at[75] + 0.01, {"type": "new", "plate": "AB12CDE"})], [at[75]])
     assert (late["opens_late"], late["opens_timely"], late["not_opened"]) == (1, 0, 1)
     assert overall([{"scene": "a", "sdk": r}, {"scene": "b", "sdk": late}], "sdk")["opens_late"] == 1
+    # the relay board's bytes seen three frames after the event line (a loaded emulator thread): still
+    # that car's opening, not a false one; a relay ON with no event near it stays false
+    seen_late = score_agent(truths, STATICS, frames, [], [(at[30], {"type": "new", "plate": "AB12CDE"})],
+                            [at[33], at[150]])
+    assert (seen_late["opens_timely"], seen_late["opens_false"]) == (1, 1)
     assert "| a | agent, reader 0 s | 2 (2) | 2.0 |" in gate_table([{"scene": "a", "sdk": r}], ["sdk"])
 
 
