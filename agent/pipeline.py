@@ -49,6 +49,16 @@ class Cropper(Protocol):
     def encode(self, crop: PlateCrop) -> PlateCrop: ...
 
 
+class UploadFrames(Protocol):
+    """Where the full frame of each upload goes (the event history's ``FrameShelf``)."""
+
+    def expect(self, crop: PlateCrop) -> None: ...
+
+    def keep(self, frame: Frame, crop: PlateCrop) -> None: ...
+
+    def forget(self, crop: PlateCrop) -> None: ...
+
+
 class Decider(Protocol):
     def observe(self, read: PlateRead) -> list[Decision]: ...
 
@@ -72,7 +82,7 @@ class CameraPipeline:
         clock: Callable[[], float] = time.monotonic,
         statics: StaticObjects | None = None,
         on_unread: Callable[[PassEnd], object] | None = None,
-        on_upload: Callable[[Frame, PlateCrop], None] | None = None,
+        uploads: UploadFrames | None = None,
         live: Callable[[Frame, Sequence[Box]], None] | None = None,
         idle: IdleSwitch | None = None,
     ) -> None:
@@ -86,7 +96,7 @@ class CameraPipeline:
         self.clock = clock
         self.tracks = PlateTracks(cam.upload, statics, cam.id)
         self.on_unread = on_unread
-        self.on_upload = on_upload  # the event history keeps the frame of each upload
+        self.uploads = uploads  # the event history keeps the frame of each upload
         self.live = live  # the console's live view: each processed frame and its detections
         self.idle = idle  # told when the motion gate has seen nothing for its hold time, and when it sees motion
         self.counters: Counter[str] = Counter()
@@ -163,15 +173,21 @@ class CameraPipeline:
         sent = []
         for tagged in self.tracks.offer_frame(items, now, moved.regions):
             tagged = self.cropper.encode(tagged)  # the JPEG only for what is sent
-            if self.submit(tagged):
-                self.counters["uploads"] += 1
-                sent.append(tagged)
-                self._save(tagged)
-                if self.on_upload is not None:
-                    self.on_upload(frame, tagged)
-            else:
-                self.counters["drops"] += 1
-                self.answered(tagged, FAILED)
+            if self.uploads is not None:
+                self.uploads.expect(tagged)  # before the reader can answer: the store waits for the frame
+            try:
+                if self.submit(tagged):
+                    self.counters["uploads"] += 1
+                    sent.append(tagged)
+                    if self.uploads is not None:
+                        self.uploads.keep(frame, tagged)  # encoded while the upload is on its way
+                    self._save(tagged)
+                else:
+                    self.counters["drops"] += 1
+                    self.answered(tagged, FAILED)
+            finally:
+                if self.uploads is not None:
+                    self.uploads.forget(tagged)  # no frame is waited for after this (kept, or none comes)
         return sent
 
     def _sighting(self, frame: Frame, box: Box, regions: Sequence[Box]) -> Sighting:

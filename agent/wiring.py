@@ -200,7 +200,7 @@ def _build_camera(
     pipe = CameraPipeline(cam, frames, TimedMotion(cam, times), TimedDetector(detector, times),
                           TimedCropper(Cropper(cam.crop), times), reader.submit, stop,
                           statics=statics, on_unread=dispatcher.unread,
-                          on_upload=shelf.keep if shelf is not None else None,
+                          uploads=shelf,
                           live=live.offer if live else None, idle=decoding)
     cameras.append(Camera(cam.id, name, frames, detector, pipe, times, decoding))
     return pipe

@@ -231,3 +231,29 @@ def test_the_frame_of_an_events_best_read_is_kept_when_asked_and_the_shelf_is_bo
     assert q.image(store, late.event_id, "frame") == shelf.take("gate", 6)
     assert q.image(store, late.event_id, "../crop") is None
     store.close()
+
+
+def test_the_store_waits_for_a_frame_the_pipeline_expects_and_not_for_one_that_will_not_come():
+    """The reader can answer before the pipeline has encoded the frame it uploaded a crop of: the
+    frame is expected before the upload, and taking it waits for it."""
+    import numpy as np
+
+    from agent.history.frames import FrameShelf
+    from agent.types import Frame
+
+    shelf = FrameShelf()
+    image = np.full((48, 64, 3), 128, np.uint8)
+    uploaded, dropped = crop(seq=7), crop(seq=8)
+    shelf.expect(uploaded)
+    shelf.expect(dropped)
+    assert shelf.take("gate", 7, wait_s=0) is None  # not encoded yet
+    keeper = threading.Timer(0.3, shelf.keep, (Frame("gate", image, 7, time.time(), time.monotonic()), uploaded))
+    keeper.start()
+    assert shelf.take("gate", 7, wait_s=60) is not None  # waited for it
+    keeper.join()
+    got: list[bytes | None] = []
+    taker = threading.Thread(target=lambda: got.append(shelf.take("gate", 8, wait_s=60)))
+    taker.start()
+    shelf.forget(dropped)  # its upload did not go: nothing to wait for
+    taker.join(timeout=30)
+    assert not taker.is_alive() and got == [None]
