@@ -23,6 +23,7 @@ from agent.sources import IdleDecoding, OpenCVSource, backend_for, make_source
 from agent.sources.capture import Capture
 
 from .fixtures_rtsp import RtspServer, free_port
+from .test_sources import wait_until
 
 from agent.sources import pyav as pyav_source
 from agent.sources.pyav import PyAVSource
@@ -34,15 +35,6 @@ def camera(**over: Any) -> CameraConfig:
     base = {"id": "gate", "source": "rtsp://127.0.0.1:1/x", "open_timeout_s": 3.0, "read_timeout_s": 1.5,
             "reconnect_max_s": 1.0}
     return parse({"cameras": [{**base, **over}]}).cameras[0]
-
-
-def wait_until(pred: Callable[[], Any], timeout: float, step: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return bool(pred())
 
 
 # ------------------------------------------------------------------ a clip made here
