@@ -7,7 +7,6 @@ collected and reported together, each naming its key path (``cameras[0].zones[1]
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import logging
 import os
 import re
@@ -443,6 +442,7 @@ def parse(doc: dict[str, Any], path: str = "") -> Config:
 def check_files(cfg: Config) -> tuple[list[str], list[str]]:
     """Problems with the files the config names, as the agent would meet them at start: errors,
     and warnings (bad rows of the rules file, which the agent leaves out)."""
+    from .sources.backend import pyav_available  # the sources are built on this module
     errors: list[str] = []
     warnings: list[str] = []
     if cfg.rules.file:
@@ -451,7 +451,7 @@ def check_files(cfg: Config) -> tuple[list[str], list[str]]:
         except ConfigError as err:
             errors.extend(err.errors)
     for i, cam in enumerate(cfg.cameras):
-        if cam.backend == "pyav" and importlib.util.find_spec("av") is None:
+        if cam.backend == "pyav" and not pyav_available():
             errors.append(f"cameras[{i}].backend: \"pyav\" needs PyAV (pip install av), which is not installed")
     model = cfg.detector.model_path
     if model and not Path(model).expanduser().is_file():

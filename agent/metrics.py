@@ -109,7 +109,4 @@ def metrics_text(doc: Mapping[str, Any]) -> str:
     return "\n".join(m.lines) + "\n"
 
 
-# ---------------------------------------------------------------- HTTP server
-
-
 __all__ = ["metrics_text"]

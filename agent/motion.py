@@ -72,6 +72,7 @@ class MotionGate:
         self.clock = clock
         self._bg: npt.NDArray[np.float32] | None = None
         self._warmup = 0
+        self.warming = True  # the last frame only built the background (first frames, new frame size)
         self._sample: npt.NDArray[np.bool_] = np.zeros((0, 0), bool)
         self._mask: Mask | None = None
         self._mask_area = 0
@@ -114,7 +115,8 @@ class MotionGate:
         now = self.clock() if now is None else now
         grey = self._prepare(image)
         assert self._mask is not None
-        if self._bg is None or self._warmup > 0:
+        self.warming = self._bg is None or self._warmup > 0
+        if self.warming or self._bg is None:  # (the second for the type checker: the same test)
             # the first frames after (re)connecting may be partly decoded: start from a few later
             self._warmup = WARMUP_FRAMES if self._bg is None else self._warmup - 1
             self._bg = grey.astype(np.float32)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .config import CameraConfig
 from .cropstore import CropStore
-from .motion import WARMUP_FRAMES, MotionGate, point_allowed
+from .motion import MotionGate, point_allowed
 from .statics import StaticObjects, look_of
 from .track import CONFIDENT, EMPTY, FAILED, UNSURE, PlateTracks, Sighting
 from .types import Box, Decision, Detection, Frame, Image, PassEnd, PlateCrop, PlateRead
@@ -151,7 +151,7 @@ class CameraPipeline:
         self.counters["frames"] += 1
         moved = self.motion.update(frame.image, now)
         self._moving = moved.active
-        if self.idle is not None and self.counters["frames"] > WARMUP_FRAMES + 1:  # the gate has a background
+        if self.idle is not None and not self.motion.warming:  # the gate has a background to judge by
             self.idle.set_idle(not moved.active)
         if not moved.active:
             # nothing moves anywhere: a frame looked at without a sighting (a pass last seen

@@ -267,9 +267,6 @@ class StatusBoard:
         return {k: g.get(k) for k in keys}
 
 
-# ---------------------------------------------------------------- Prometheus text
-
-
 class _Handler(BaseHTTPRequestHandler):
     board: StatusBoard
     console: Console | None

@@ -163,7 +163,8 @@ class PlateTracks:
         now = max((s.at for _, s in items), default=self._last_look or 0.0) if now is None else now
         out = []
         tracks = self._assign([s for _, s in items])
-        lost = [t for t in self.tracks if t not in tracks and t.last_seen < now]
+        seen = {id(t) for t in tracks}
+        lost = [t for t in self.tracks if id(t) not in seen and t.last_seen < now]
         self.companions.observe([(t, s.box) for t, (_, s) in zip(tracks, items, strict=True)], regions, lost, now)
         for (crop, s), track in zip(items, tracks, strict=True):
             sent = self._offer(track, crop, s)
@@ -174,7 +175,6 @@ class PlateTracks:
         # else moves stays its pass however long it waits)
         step = min(LOOK_STEP_MAX_S, max(0.0, now - self._last_look)) if self._last_look is not None else 0.0
         self._last_look = now
-        seen = {id(t) for t in tracks}
         for t in self.tracks:
             if id(t) in seen:
                 t.unseen_s = t.looked_s = 0.0

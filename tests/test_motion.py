@@ -158,3 +158,13 @@ def test_a_parked_object_is_learnt_as_fast_per_second_at_one_frame_a_second():
     at_5, at_1 = absorbed_after_s(5.0), absorbed_after_s(1.0)
     assert 3.0 < at_5 < 60.0
     assert abs(at_1 - at_5) <= 1.5, (at_1, at_5)  # per frame it would take five times as long
+
+
+def test_the_gate_says_while_it_is_building_its_background_again_after_the_frame_size_changed():
+    """The camera's source decodes only keyframes once the gate sees nothing: not while it cannot judge."""
+    gate = MotionGate(MotionConfig())
+    small, large = np.full((120, 160, 3), 90, np.uint8), np.full((240, 320, 3), 90, np.uint8)
+    warming = [(gate.update(small, t * 0.1), gate.warming)[1] for t in range(10)]
+    assert warming[0] and not warming[-1]
+    gate.update(large, 1.0)  # the stream came back at another resolution
+    assert gate.warming

@@ -4,7 +4,8 @@ frame of an event's best read when it writes the event. Bounded: a few per camer
 
 The reader can answer, and the event reach the store, before the pipeline has encoded the frame
 (it encodes after the upload is on its way, so the gate does not wait for it): the pipeline says
-it ``expect``s the frame before it submits the crop, and ``take`` waits for an expected frame.
+it ``expect``s the frame before it submits the crop and ``forget``s it once it has kept it (or
+did not upload after all); ``take`` waits for an expected frame until then.
 """
 
 from __future__ import annotations
@@ -37,27 +38,21 @@ class FrameShelf:
             self._pending.add((crop.camera_id, crop.frame_seq))
 
     def forget(self, crop: PlateCrop) -> None:
-        """The upload of ``crop`` did not go (the reader's queue was full): no frame follows."""
+        """Nothing more comes for ``crop``: its frame was kept, or none will be (the upload did not go)."""
         with self._changed:
             self._pending.discard((crop.camera_id, crop.frame_seq))
             self._changed.notify_all()
 
     def keep(self, frame: Frame, crop: PlateCrop) -> None:
         """The frame ``crop`` was cut from, encoded now (it is released with the next frame)."""
-        buf = None
-        try:
-            ok, buf = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-            if not ok:
-                buf = None
-        finally:  # the expected frame comes now or never: nobody waits for it any longer
-            with self._changed:
-                if buf is not None:
-                    shelf = self._frames.setdefault(crop.camera_id, OrderedDict())
-                    shelf[crop.frame_seq] = bytes(buf)
-                    while len(shelf) > self._per_camera:
-                        shelf.popitem(last=False)
-                self._pending.discard((crop.camera_id, crop.frame_seq))
-                self._changed.notify_all()
+        ok, buf = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        if not ok:
+            return
+        with self._lock:
+            shelf = self._frames.setdefault(crop.camera_id, OrderedDict())
+            shelf[crop.frame_seq] = bytes(buf)
+            while len(shelf) > self._per_camera:
+                shelf.popitem(last=False)
 
     def take(self, camera_id: str, frame_seq: int, wait_s: float = PENDING_WAIT_S) -> bytes | None:
         """The frame, waiting up to ``wait_s`` for one that is expected but not kept yet."""

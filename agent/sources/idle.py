@@ -2,7 +2,8 @@
 and what the source made of it (decoding mode, keyframes decoded, packets skipped, wakes).
 
 One-way: the pipeline thread calls ``set_idle``; the camera's reader thread (one connection after
-another) reads ``idle`` and records what it decoded. Both sides only assign plain values.
+another) reads ``idle`` and records what it decoded; the wake time and the counters are shared
+under a lock, the rest are plain values each side assigns.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ class IdleDecoding:
         if idle == self._idle:
             return
         if not idle:
-            self._woken_at = self._clock()
+            with self._lock:
+                self._woken_at = self._clock()
         self._idle = idle
 
     # ------------------------------------------------------------ the source's side
@@ -59,8 +61,8 @@ class IdleDecoding:
 
     def woke(self, catch_up_s: float, packets: int) -> None:
         """Full decoding resumed: ``packets`` kept since the last keyframe were decoded in ``catch_up_s``."""
-        asked, self._woken_at = self._woken_at, None
         with self._lock:
+            asked, self._woken_at = self._woken_at, None
             self._counts["wakes"] += 1
             self._counts["catch_up_packets"] += packets
             self._catch_up_ms.append(1000 * catch_up_s)

@@ -247,7 +247,11 @@ def test_the_store_waits_for_a_frame_the_pipeline_expects_and_not_for_one_that_w
     shelf.expect(uploaded)
     shelf.expect(dropped)
     assert shelf.take("gate", 7, wait_s=0) is None  # not encoded yet
-    keeper = threading.Timer(0.3, shelf.keep, (Frame("gate", image, 7, time.time(), time.monotonic()), uploaded))
+    def keep() -> None:  # as the pipeline does once the upload is on its way
+        shelf.keep(Frame("gate", image, 7, time.time(), time.monotonic()), uploaded)
+        shelf.forget(uploaded)
+
+    keeper = threading.Timer(0.3, keep)
     keeper.start()
     assert shelf.take("gate", 7, wait_s=60) is not None  # waited for it
     keeper.join()
