@@ -56,6 +56,10 @@ class FrameSource(Protocol):
 
     def close(self) -> None: ...
 
+    def properties(self) -> dict[str, Any]:
+        """What the stream says of itself once open: ``fps``, ``codec`` (``doctor`` shows them)."""
+        ...
+
 
 def source_kind(cfg: CameraConfig) -> str:
     """``cfg.type``, or for "auto" what the source string looks like: "rtsp", "usb" or "file"."""

@@ -39,15 +39,10 @@ class Verdict(Exception):
 def check_camera(cam: CameraConfig) -> dict[str, Any]:
     """Open the camera as the agent does, read a few frames: size, rate, codec, first-frame time."""
     from ..errors import SourceError
-    from ..sources import OpenCVSource, backend_for
+    from ..sources import backend_for, make_source
 
     backend = backend_for(cam)
-    if backend == "pyav":
-        from ..sources.pyav import PyAVSource
-
-        src: OpenCVSource | PyAVSource = PyAVSource(cam)
-    else:
-        src = OpenCVSource(cam)
+    src = make_source(cam)
     t0 = time.monotonic()
     try:
         src.open()
