@@ -443,7 +443,9 @@ def test_rtsp_frames_flow(rtsp_server: RtspServer, captures: list[Capture]) -> N
         assert f is not None and f.seq > seq
         seq = f.seq
     st = cap.stats()
-    assert st["connected"] and st["reconnects"] == 0 and 8 <= st["fps_in"] <= 30
+    # the stream sends 15 a second; a loaded machine hands over a stalled moment's frames in a burst,
+    # which the arrival rate over the window counts: up to 4x, never 0 and never the frames' own count
+    assert st["connected"] and st["reconnects"] == 0 and 8 <= st["fps_in"] <= 60
 
 
 @pytest.mark.slow
